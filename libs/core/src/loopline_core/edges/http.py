@@ -1,0 +1,55 @@
+"""HTTP edge: one table from the error taxonomy to status codes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from loopline_core import errors
+
+STATUS: dict[type[errors.LooplineError], int] = {
+    errors.InvalidArgument: 400,
+    errors.MalformedEvent: 400,
+    errors.Unauthenticated: 401,
+    errors.PermissionDenied: 403,
+    errors.NotFound: 404,
+    errors.AlreadyExists: 409,
+    errors.FailedPrecondition: 409,
+    errors.Unavailable: 503,
+}
+
+
+def status_for(exc: errors.LooplineError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def _body(exc: errors.LooplineError) -> dict[str, object]:
+    return {"error": type(exc).__name__, "message": exc.message, "field": exc.field}
+
+
+async def _on_loopline_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.LooplineError)
+    headers = {"Retry-After": "1"} if exc.retryable else None
+    return JSONResponse(_body(exc), status_code=status_for(exc), headers=headers)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+        for e in exc.errors()
+    ]
+    first = problems[0] if problems else {"field": None, "message": "invalid request"}
+    return JSONResponse(
+        {"error": "InvalidArgument", "message": first["message"], "field": first["field"], "problems": problems},
+        status_code=422,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.LooplineError, _on_loopline_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)

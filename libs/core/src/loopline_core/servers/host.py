@@ -1,0 +1,142 @@
+"""Runs one service process: HTTP and gRPC servers, dependencies, background loops,
+and a graceful shutdown on SIGTERM or SIGINT.
+
+Start order: servers first (so /healthz answers at once), then each component is
+connected with backoff until it succeeds (a dependency that comes up later is
+waited for, and /readyz says which one is missing), then background loops start.
+Stop order is the reverse, after readiness has gone false so that load balancers
+drain the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI
+from opentelemetry import trace
+
+from loopline_core.servers.grpc import GrpcServer
+from loopline_core.servers.readiness import Check, Readiness
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Component:
+    """Something the service connects to at start and closes at stop."""
+
+    name: str
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]] | None = None
+    check: Check | None = None
+
+
+@dataclass
+class Background:
+    """A long-running loop (a Kafka consumer, a relay); its crash stops the service."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Signals are handled by ServiceHost, which stops uvicorn last.
+        yield
+
+
+@dataclass
+class ServiceHost:
+    name: str
+    app: FastAPI
+    host: str
+    http_port: int
+    readiness: Readiness
+    grpc: GrpcServer | None = None
+    components: list[Component] = field(default_factory=list)
+    background: list[Background] = field(default_factory=list)
+    grace_s: float = 10.0
+    retry_max_s: float = 5.0
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def _connect(self, component: Component) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                await component.start()
+                log.info("%s: connected %s", self.name, component.name)
+                return
+            except Exception as exc:  # noqa: BLE001 - retried until the dependency is up
+                log.warning("%s: %s not available yet (%s); retrying in %.1fs", self.name, component.name, exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        config = uvicorn.Config(self.app, host=self.host, port=self.http_port, lifespan="off",
+                                log_level="warning", access_log=False)
+        http = _Uvicorn(config)
+        http_task = asyncio.create_task(http.serve(), name=f"{self.name}-http")
+        for component in self.components:
+            if component.check:
+                self.readiness.add(component.name, component.check)
+        if self.grpc:
+            await self.grpc.start()
+            await self.grpc.set_serving(False)
+        started: list[Component] = []
+        for component in self.components:
+            await self._connect(component)
+            if self._stop.is_set():
+                break
+            started.append(component)
+        tasks = [asyncio.create_task(b.run(), name=b.name) for b in self.background] if not self._stop.is_set() else []
+        exit_code = 0
+        if not self._stop.is_set():
+            self.readiness.started = True
+            if self.grpc:
+                await self.grpc.set_serving(True)
+            log.info("%s: ready (http %s, grpc %s)", self.name, self.http_port, self.grpc.port if self.grpc else "-")
+            stop_task = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([stop_task, http_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            for task in done:
+                if task is not stop_task and not task.cancelled() and task.exception():
+                    log.error("%s: %s crashed", self.name, task.get_name(), exc_info=task.exception())
+                    exit_code = 1
+        await self._shutdown(tasks, started, http, http_task)
+        return exit_code
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]], started: list[Component],
+                        http: uvicorn.Server, http_task: asyncio.Task[None]) -> None:
+        log.info("%s: draining", self.name)
+        self.readiness.draining = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.grpc:
+            await self.grpc.stop(self.grace_s)
+        for component in reversed(started):
+            if component.stop:
+                try:
+                    await component.stop()
+                except Exception:  # noqa: BLE001 - keep closing the rest
+                    log.exception("%s: error while closing %s", self.name, component.name)
+        http.should_exit = True
+        await asyncio.gather(http_task, return_exceptions=True)
+        provider = trace.get_tracer_provider()
+        if hasattr(provider, "shutdown"):
+            provider.shutdown()
+        log.info("%s: stopped", self.name)
