@@ -11,7 +11,7 @@ mapfile -t protos < <(cd protos && find loopline -name '*.proto' | LC_ALL=C sort
 python -m grpc_tools.protoc -I protos \
   --python_out="$out" --pyi_out="$out" \
   --grpc_python_out="$out" --mypy_grpc_out="$out" \
-  "${protos[@]}"
+  "${protos[@]}" 2> >(grep -v '^Writing mypy' >&2)
 # Every generated directory is a regular package.
 find "$out/loopline" -type d -exec sh -c ': > "$1/__init__.py"' _ {} \;
 # Stubs for files without services carry nothing; keep only real ones.

@@ -1,0 +1,49 @@
+# Loopline: the two commands are `make demo` and `make test`; everything else
+# is here for people working on the platform.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN = $(UV) run --frozen
+RUN_DIR ?= .run
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap demo test test-unit test-integration protos check-protos up down status logs bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+bootstrap: ## install what is missing (Debian packages, uv, the Python environment)
+	@scripts/bootstrap.sh
+
+demo: bootstrap ## start the whole platform locally and run the closed loop
+	@$(RUN) loopline --run-dir $(RUN_DIR) demo
+
+test: bootstrap ## run every test: unit, then integration against real Kafka, PostgreSQL and Triton
+	@$(RUN) pytest $(PYTEST_ARGS)
+
+test-unit: bootstrap ## unit tests only (seconds)
+	@$(RUN) pytest -m "not integration" $(PYTEST_ARGS)
+
+test-integration: bootstrap ## integration tests only
+	@$(RUN) pytest -m integration $(PYTEST_ARGS)
+
+protos: ## regenerate libs/contracts from protos/
+	@$(RUN) bash scripts/gen_protos.sh
+
+up: bootstrap ## start the local stack (Kafka, PostgreSQL, Triton, the five services)
+	@$(RUN) loopline --run-dir $(RUN_DIR) stack up
+
+down: ## stop everything the local stack started
+	@if [ -x .venv/bin/loopline ]; then .venv/bin/loopline --run-dir $(RUN_DIR) stack down; fi
+
+status: ## show each part of the local stack
+	@.venv/bin/loopline --run-dir $(RUN_DIR) stack status
+
+logs: ## show the stack's logs (make logs NAME=registry)
+	@.venv/bin/loopline --run-dir $(RUN_DIR) stack logs $(NAME)
+
+bench: bootstrap ## run the benchmarks in loadtests/ against a baseline in the same run
+	@$(RUN) python -m loadtests
+
+clean: down ## stop the stack and remove its run directory
+	rm -rf $(RUN_DIR)

@@ -1,0 +1,83 @@
+"""Writes Triton model repository entries for TorchScript artifacts.
+
+Layout (one layout for the local python backend and the official image's
+pytorch_libtorch backend; only ``backend`` in config.pbtxt differs)::
+
+    <repository>/<triton name>/config.pbtxt
+    <repository>/<triton name>/<version>/model.pt   (the TorchScript artifact)
+    <repository>/<triton name>/<version>/model.py   (python backend shim)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from loopline_core.errors import InvalidArgument
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_TYPES = {"BOOL", "UINT8", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"}
+
+
+@dataclass(frozen=True)
+class TensorConfig:
+    name: str
+    datatype: str
+    #: Dimensions without the batch dimension; -1 for variable.
+    dims: tuple[int, ...]
+
+
+def check_name(name: str, field: str = "name") -> str:
+    if not _NAME.match(name) or ".." in name:
+        raise InvalidArgument(f"{name!r} is not a valid name (letters, digits, _ . -; at most 128)", field=field)
+    return name
+
+
+def _tensor(t: TensorConfig) -> str:
+    check_name(t.name, "tensor name")
+    if t.datatype not in _TYPES:
+        raise InvalidArgument(f"unsupported datatype {t.datatype!r}", field="datatype")
+    dims = ", ".join(str(d) for d in t.dims)
+    return f'  {{ name: "{t.name}" data_type: TYPE_{t.datatype} dims: [ {dims} ] }}'
+
+
+def render_config(name: str, inputs: list[TensorConfig], outputs: list[TensorConfig], *,
+                  backend: str = "python", max_batch_size: int = 256, gpu: bool = False) -> str:
+    kind = "KIND_GPU" if gpu else "KIND_CPU"
+    return "\n".join([
+        f'name: "{check_name(name)}"',
+        f'backend: "{backend}"',
+        f"max_batch_size: {max_batch_size}",
+        "input [", ",\n".join(_tensor(t) for t in inputs), "]",
+        "output [", ",\n".join(_tensor(t) for t in outputs), "]",
+        "version_policy: { all { } }",
+        "dynamic_batching { max_queue_delay_microseconds: 200 }",
+        f"instance_group [ {{ kind: {kind} count: 1 }} ]",
+        "",
+    ])
+
+
+def write_entry(repository: Path, name: str, version: int, artifact: Path, config: str) -> Path:
+    """Materialise one version atomically (written aside, then renamed into place)."""
+    check_name(name)
+    if version < 1:
+        raise InvalidArgument("version must be a positive integer", field="version")
+    model_dir = repository / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
+    shutil.copyfile(artifact, staging / "model.pt")
+    shim = resources.files("loopline_core.triton") / "model.py"
+    (staging / "model.py").write_text(shim.read_text())
+    target = model_dir / str(version)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    config_tmp = model_dir / ".config.pbtxt.tmp"
+    config_tmp.write_text(config)
+    os.replace(config_tmp, model_dir / "config.pbtxt")
+    return target

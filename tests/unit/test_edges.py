@@ -1,0 +1,87 @@
+"""Each edge maps the error taxonomy with one table: HTTP statuses and gRPC codes."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from loopline_core import errors
+from loopline_core.edges import grpc as grpc_edge
+from loopline_core.edges import http as http_edge
+from loopline_core.servers.grpc import GrpcServer
+from loopline_core.servers.http import create_app
+from loopline_core.servers.readiness import Readiness
+
+CASES = [
+    (errors.InvalidArgument, 400, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.MalformedEvent, 400, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.Unauthenticated, 401, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, 403, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.NotFound, 404, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, 409, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, 409, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unavailable, 503, grpc.StatusCode.UNAVAILABLE),
+]
+
+
+@pytest.mark.parametrize(("error", "status", "code"), CASES)
+def test_tables_cover_every_error(error: type[errors.LooplineError], status: int, code: grpc.StatusCode) -> None:
+    assert http_edge.status_for(error("x")) == status
+    assert grpc_edge.status_for(error("x")) == code
+
+
+def test_only_unavailable_is_retryable() -> None:
+    assert [e for e, _, _ in CASES if e("x").retryable] == [errors.Unavailable]
+
+
+def _client() -> TestClient:
+    router = APIRouter()
+
+    @router.get("/things/{name}")
+    async def get_thing(name: str) -> dict[str, str]:
+        raise errors.NotFound(f"no thing named {name!r}", field="name")
+
+    @router.get("/limit")
+    async def limited(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    readiness = Readiness()
+    readiness.started = True
+    return TestClient(create_app("svc", readiness, CollectorRegistry(), [router]))
+
+
+def test_http_error_names_the_problem() -> None:
+    response = _client().get("/things/abc")
+    assert response.status_code == 404
+    assert response.json() == {"error": "NotFound", "message": "no thing named 'abc'", "field": "name"}
+
+
+def test_http_validation_error_names_the_field() -> None:
+    response = _client().get("/limit", params={"n": "many"})
+    assert response.status_code == 422
+    assert response.json()["field"] == "query.n"
+
+
+async def test_grpc_servicer_errors_become_status_codes() -> None:
+    async def explode(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        raise errors.FailedPrecondition("revision 3 is stale, current is 4", field="expected_revision")
+
+    def register(server: grpc.aio.Server) -> None:
+        handler = grpc.method_handlers_generic_handler(
+            "test.Svc", {"Do": grpc.unary_unary_rpc_method_handler(explode)})
+        server.add_generic_rpc_handlers((handler,))
+
+    server = GrpcServer("127.0.0.1", 0, [register], ["test.Svc"])
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            call = channel.unary_unary("/test.Svc/Do")
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await call(b"")
+        assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert raised.value.details() == "expected_revision: revision 3 is stale, current is 4"
+    finally:
+        await server.stop(0)
