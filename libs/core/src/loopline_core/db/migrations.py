@@ -1,7 +1,8 @@
 """A small migrations runner: each service owns one schema and a folder of SQL files.
 
-Files are named ``NNNN_description.sql`` and applied in order, each in its own
-transaction, recorded in ``<schema>.schema_migrations`` with a checksum. Applying
+Files are named ``NNNN_description.sql`` and applied in order, all missing ones in
+one transaction (a failure leaves the schema as it was), recorded in
+``<schema>.schema_migrations`` with a checksum. Applying
 again is a no-op; an applied file whose content changed is refused (write a new
 migration instead). A transaction-scoped advisory lock serialises replicas that
 start at the same time. Core ships shared migrations (the Kafka inbox table) that
