@@ -1,11 +1,59 @@
-"""Settings of the registry service (env prefix LOOPLINE_, nested delimiter __)."""
+"""Settings of the registry service (env prefix LOOPLINE_, nested delimiter __).
+
+API keys can be provisioned from the environment as JSON, for example
+``LOOPLINE_AUTH__KEYS='{"ops": {"role": "admin", "secret": "..."}}'``; they are
+stored hashed when the service starts.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from loopline_core.settings import ServiceSettings
+from pydantic import BaseModel, Field, SecretStr
+
+
+class ArtifactSettings(BaseModel):
+    #: Where blobs live; by default ``<run_dir>/registry/artifacts``.
+    root: Path | None = None
+    max_upload_bytes: int = Field(default=1 << 30, gt=0)
+    download_chunk_bytes: int = Field(default=1 << 20, gt=0)
+
+
+class GateSettings(BaseModel):
+    """The default promotion policy (a model may carry its own)."""
+
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+    margin: float = Field(default=0.0, ge=0)
+    gated_aliases: list[str] = ["champion"]
+
+
+class SeedKey(BaseModel):
+    role: Literal["reader", "trainer", "operator", "admin"]
+    secret: SecretStr = Field(min_length=16)
+
+
+class AuthSettings(BaseModel):
+    keys: dict[str, SeedKey] = {}
+
+
+class RelaySettings(BaseModel):
+    enabled: bool = True
+    batch_size: int = Field(default=100, gt=0)
+    poll_s: float = Field(default=0.5, gt=0)
 
 
 class RegistrySettings(ServiceSettings):
     service_name: str = "registry"
     http_port: int = 8081
     grpc_port: int = 9081
+    #: "memory" keeps everything in the process (demos, benchmarks); it is lost on exit.
+    backend: Literal["postgres", "memory"] = "postgres"
+    #: The registry's own schema; tests use another one to stay isolated.
+    postgres_schema: str = "registry"
+    artifacts: ArtifactSettings = ArtifactSettings()
+    gate: GateSettings = GateSettings()
+    auth: AuthSettings = AuthSettings()
+    relay: RelaySettings = RelaySettings()

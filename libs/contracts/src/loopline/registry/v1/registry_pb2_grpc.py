@@ -99,6 +99,91 @@ class RegistryServiceStub:
                 request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.SetDeploymentRequest.SerializeToString,
                 response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
                 _registered_method=True)
+        self.RecordEvaluation = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/RecordEvaluation',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.SetVersionStatus = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/SetVersionStatus',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.SetVersionStatusRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.RollBack = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/RollBack',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RollBackRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RollBackResponse.FromString,
+                _registered_method=True)
+        self.GetArtifact = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/GetArtifact',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetArtifactRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Artifact.FromString,
+                _registered_method=True)
+        self.CreateDataset = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/CreateDataset',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateDatasetRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Dataset.FromString,
+                _registered_method=True)
+        self.CreateDatasetVersion = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/CreateDatasetVersion',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateDatasetVersionRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.DatasetVersion.FromString,
+                _registered_method=True)
+        self.GetDatasetVersion = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/GetDatasetVersion',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetDatasetVersionRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.DatasetVersion.FromString,
+                _registered_method=True)
+        self.ListDatasetVersions = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/ListDatasetVersions',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ListDatasetVersionsRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ListDatasetVersionsResponse.FromString,
+                _registered_method=True)
+        self.CreateTrainingRun = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/CreateTrainingRun',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateTrainingRunRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.FromString,
+                _registered_method=True)
+        self.LogRunMetrics = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/LogRunMetrics',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.LogRunMetricsRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.LogRunMetricsResponse.FromString,
+                _registered_method=True)
+        self.FinishTrainingRun = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/FinishTrainingRun',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.FinishTrainingRunRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.FromString,
+                _registered_method=True)
+        self.GetTrainingRun = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/GetTrainingRun',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetTrainingRunRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.FromString,
+                _registered_method=True)
+        self.GetLineage = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/GetLineage',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetLineageRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Lineage.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/ListAuditEntries',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
+        self.GetServedAt = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/GetServedAt',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetServedAtRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ServedAt.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/CreateApiKey',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateApiKeyResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/RevokeApiKey',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RevokeApiKeyResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -185,6 +270,113 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvaluation(self, request, context):
+        """Records metrics measured on a holdout (named by its content hash): the
+        evidence the promotion gate compares.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetVersionStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollBack(self, request, context):
+        """Returns the champion alias and live traffic to an earlier champion.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetArtifact(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateDataset(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateDatasetVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDatasetVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDatasetVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTrainingRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LogRunMetrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishTrainingRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrainingRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLineage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEntries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetServedAt(self, request, context):
+        """Which versions served a model at a moment, from deployment and alias history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApiKey(self, request, context):
+        """Admin only. The secret is returned once and stored only as a hash.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -252,6 +444,91 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.SetDeployment,
                     request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.SetDeploymentRequest.FromString,
                     response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.SerializeToString,
+            ),
+            'RecordEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvaluation,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
+            ),
+            'SetVersionStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetVersionStatus,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.SetVersionStatusRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
+            ),
+            'RollBack': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollBack,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RollBackRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RollBackResponse.SerializeToString,
+            ),
+            'GetArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetArtifact,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetArtifactRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Artifact.SerializeToString,
+            ),
+            'CreateDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDataset,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateDatasetRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Dataset.SerializeToString,
+            ),
+            'CreateDatasetVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDatasetVersion,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateDatasetVersionRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.DatasetVersion.SerializeToString,
+            ),
+            'GetDatasetVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDatasetVersion,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetDatasetVersionRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.DatasetVersion.SerializeToString,
+            ),
+            'ListDatasetVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasetVersions,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ListDatasetVersionsRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ListDatasetVersionsResponse.SerializeToString,
+            ),
+            'CreateTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTrainingRun,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateTrainingRunRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.SerializeToString,
+            ),
+            'LogRunMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogRunMetrics,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.LogRunMetricsRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.LogRunMetricsResponse.SerializeToString,
+            ),
+            'FinishTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishTrainingRun,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.FinishTrainingRunRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.SerializeToString,
+            ),
+            'GetTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrainingRun,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetTrainingRunRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.SerializeToString,
+            ),
+            'GetLineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLineage,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetLineageRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Lineage.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'GetServedAt': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServedAt,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.GetServedAtRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.ServedAt.SerializeToString,
+            ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.CreateApiKeyResponse.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RevokeApiKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -605,6 +882,465 @@ class RegistryService:
             '/loopline.registry.v1.RegistryService/SetDeployment',
             loopline_dot_registry_dot_v1_dot_registry__pb2.SetDeploymentRequest.SerializeToString,
             loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/RecordEvaluation',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetVersionStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/SetVersionStatus',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.SetVersionStatusRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollBack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/RollBack',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.RollBackRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.RollBackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/GetArtifact',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.GetArtifactRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.Artifact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/CreateDataset',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.CreateDatasetRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.Dataset.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDatasetVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/CreateDatasetVersion',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.CreateDatasetVersionRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.DatasetVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDatasetVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/GetDatasetVersion',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.GetDatasetVersionRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.DatasetVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatasetVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/ListDatasetVersions',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.ListDatasetVersionsRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.ListDatasetVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/CreateTrainingRun',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.CreateTrainingRunRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogRunMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/LogRunMetrics',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.LogRunMetricsRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.LogRunMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/FinishTrainingRun',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.FinishTrainingRunRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/GetTrainingRun',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.GetTrainingRunRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.TrainingRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/GetLineage',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.GetLineageRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.Lineage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/ListAuditEntries',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.ListAuditEntriesRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServedAt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/GetServedAt',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.GetServedAtRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.ServedAt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/CreateApiKey',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.CreateApiKeyRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.CreateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/RevokeApiKey',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.RevokeApiKeyRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.RevokeApiKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

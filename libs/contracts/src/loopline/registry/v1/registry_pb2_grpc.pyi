@@ -50,6 +50,29 @@ class RegistryServiceStub:
     ListDeployments: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListDeploymentsRequest, _registry_pb2.ListDeploymentsResponse]
     SetDeployment: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetDeploymentRequest, _registry_pb2.Deployment]
     """Replaces the desired traffic split if expected_revision is current."""
+    RecordEvaluation: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RecordEvaluationRequest, _registry_pb2.ModelVersion]
+    """Records metrics measured on a holdout (named by its content hash): the
+    evidence the promotion gate compares.
+    """
+    SetVersionStatus: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetVersionStatusRequest, _registry_pb2.ModelVersion]
+    RollBack: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RollBackRequest, _registry_pb2.RollBackResponse]
+    """Returns the champion alias and live traffic to an earlier champion."""
+    GetArtifact: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetArtifactRequest, _registry_pb2.Artifact]
+    CreateDataset: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateDatasetRequest, _registry_pb2.Dataset]
+    CreateDatasetVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateDatasetVersionRequest, _registry_pb2.DatasetVersion]
+    GetDatasetVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetDatasetVersionRequest, _registry_pb2.DatasetVersion]
+    ListDatasetVersions: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListDatasetVersionsRequest, _registry_pb2.ListDatasetVersionsResponse]
+    CreateTrainingRun: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateTrainingRunRequest, _registry_pb2.TrainingRun]
+    LogRunMetrics: _grpc.UnaryUnaryMultiCallable[_registry_pb2.LogRunMetricsRequest, _registry_pb2.LogRunMetricsResponse]
+    FinishTrainingRun: _grpc.UnaryUnaryMultiCallable[_registry_pb2.FinishTrainingRunRequest, _registry_pb2.TrainingRun]
+    GetTrainingRun: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetTrainingRunRequest, _registry_pb2.TrainingRun]
+    GetLineage: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetLineageRequest, _registry_pb2.Lineage]
+    ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListAuditEntriesRequest, _registry_pb2.ListAuditEntriesResponse]
+    GetServedAt: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetServedAtRequest, _registry_pb2.ServedAt]
+    """Which versions served a model at a moment, from deployment and alias history."""
+    CreateApiKey: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateApiKeyRequest, _registry_pb2.CreateApiKeyResponse]
+    """Admin only. The secret is returned once and stored only as a hash."""
+    RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RevokeApiKeyRequest, _registry_pb2.RevokeApiKeyResponse]
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -70,6 +93,29 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     ListDeployments: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListDeploymentsRequest, _registry_pb2.ListDeploymentsResponse]  # type: ignore[assignment]
     SetDeployment: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetDeploymentRequest, _registry_pb2.Deployment]  # type: ignore[assignment]
     """Replaces the desired traffic split if expected_revision is current."""
+    RecordEvaluation: _aio.UnaryUnaryMultiCallable[_registry_pb2.RecordEvaluationRequest, _registry_pb2.ModelVersion]  # type: ignore[assignment]
+    """Records metrics measured on a holdout (named by its content hash): the
+    evidence the promotion gate compares.
+    """
+    SetVersionStatus: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetVersionStatusRequest, _registry_pb2.ModelVersion]  # type: ignore[assignment]
+    RollBack: _aio.UnaryUnaryMultiCallable[_registry_pb2.RollBackRequest, _registry_pb2.RollBackResponse]  # type: ignore[assignment]
+    """Returns the champion alias and live traffic to an earlier champion."""
+    GetArtifact: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetArtifactRequest, _registry_pb2.Artifact]  # type: ignore[assignment]
+    CreateDataset: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateDatasetRequest, _registry_pb2.Dataset]  # type: ignore[assignment]
+    CreateDatasetVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateDatasetVersionRequest, _registry_pb2.DatasetVersion]  # type: ignore[assignment]
+    GetDatasetVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetDatasetVersionRequest, _registry_pb2.DatasetVersion]  # type: ignore[assignment]
+    ListDatasetVersions: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListDatasetVersionsRequest, _registry_pb2.ListDatasetVersionsResponse]  # type: ignore[assignment]
+    CreateTrainingRun: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateTrainingRunRequest, _registry_pb2.TrainingRun]  # type: ignore[assignment]
+    LogRunMetrics: _aio.UnaryUnaryMultiCallable[_registry_pb2.LogRunMetricsRequest, _registry_pb2.LogRunMetricsResponse]  # type: ignore[assignment]
+    FinishTrainingRun: _aio.UnaryUnaryMultiCallable[_registry_pb2.FinishTrainingRunRequest, _registry_pb2.TrainingRun]  # type: ignore[assignment]
+    GetTrainingRun: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetTrainingRunRequest, _registry_pb2.TrainingRun]  # type: ignore[assignment]
+    GetLineage: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetLineageRequest, _registry_pb2.Lineage]  # type: ignore[assignment]
+    ListAuditEntries: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListAuditEntriesRequest, _registry_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
+    GetServedAt: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetServedAtRequest, _registry_pb2.ServedAt]  # type: ignore[assignment]
+    """Which versions served a model at a moment, from deployment and alias history."""
+    CreateApiKey: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateApiKeyRequest, _registry_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
+    """Admin only. The secret is returned once and stored only as a hash."""
+    RevokeApiKey: _aio.UnaryUnaryMultiCallable[_registry_pb2.RevokeApiKeyRequest, _registry_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -165,5 +211,130 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.Deployment, _abc.Awaitable[_registry_pb2.Deployment]]:
         """Replaces the desired traffic split if expected_revision is current."""
+
+    @_abc_1.abstractmethod
+    def RecordEvaluation(
+        self,
+        request: _registry_pb2.RecordEvaluationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]:
+        """Records metrics measured on a holdout (named by its content hash): the
+        evidence the promotion gate compares.
+        """
+
+    @_abc_1.abstractmethod
+    def SetVersionStatus(
+        self,
+        request: _registry_pb2.SetVersionStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]: ...
+
+    @_abc_1.abstractmethod
+    def RollBack(
+        self,
+        request: _registry_pb2.RollBackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RollBackResponse, _abc.Awaitable[_registry_pb2.RollBackResponse]]:
+        """Returns the champion alias and live traffic to an earlier champion."""
+
+    @_abc_1.abstractmethod
+    def GetArtifact(
+        self,
+        request: _registry_pb2.GetArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.Artifact, _abc.Awaitable[_registry_pb2.Artifact]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateDataset(
+        self,
+        request: _registry_pb2.CreateDatasetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.Dataset, _abc.Awaitable[_registry_pb2.Dataset]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateDatasetVersion(
+        self,
+        request: _registry_pb2.CreateDatasetVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.DatasetVersion, _abc.Awaitable[_registry_pb2.DatasetVersion]]: ...
+
+    @_abc_1.abstractmethod
+    def GetDatasetVersion(
+        self,
+        request: _registry_pb2.GetDatasetVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.DatasetVersion, _abc.Awaitable[_registry_pb2.DatasetVersion]]: ...
+
+    @_abc_1.abstractmethod
+    def ListDatasetVersions(
+        self,
+        request: _registry_pb2.ListDatasetVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListDatasetVersionsResponse, _abc.Awaitable[_registry_pb2.ListDatasetVersionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateTrainingRun(
+        self,
+        request: _registry_pb2.CreateTrainingRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.TrainingRun, _abc.Awaitable[_registry_pb2.TrainingRun]]: ...
+
+    @_abc_1.abstractmethod
+    def LogRunMetrics(
+        self,
+        request: _registry_pb2.LogRunMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.LogRunMetricsResponse, _abc.Awaitable[_registry_pb2.LogRunMetricsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def FinishTrainingRun(
+        self,
+        request: _registry_pb2.FinishTrainingRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.TrainingRun, _abc.Awaitable[_registry_pb2.TrainingRun]]: ...
+
+    @_abc_1.abstractmethod
+    def GetTrainingRun(
+        self,
+        request: _registry_pb2.GetTrainingRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.TrainingRun, _abc.Awaitable[_registry_pb2.TrainingRun]]: ...
+
+    @_abc_1.abstractmethod
+    def GetLineage(
+        self,
+        request: _registry_pb2.GetLineageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.Lineage, _abc.Awaitable[_registry_pb2.Lineage]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAuditEntries(
+        self,
+        request: _registry_pb2.ListAuditEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListAuditEntriesResponse, _abc.Awaitable[_registry_pb2.ListAuditEntriesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetServedAt(
+        self,
+        request: _registry_pb2.GetServedAtRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ServedAt, _abc.Awaitable[_registry_pb2.ServedAt]]:
+        """Which versions served a model at a moment, from deployment and alias history."""
+
+    @_abc_1.abstractmethod
+    def CreateApiKey(
+        self,
+        request: _registry_pb2.CreateApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.CreateApiKeyResponse, _abc.Awaitable[_registry_pb2.CreateApiKeyResponse]]:
+        """Admin only. The secret is returned once and stored only as a hash."""
+
+    @_abc_1.abstractmethod
+    def RevokeApiKey(
+        self,
+        request: _registry_pb2.RevokeApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RevokeApiKeyResponse, _abc.Awaitable[_registry_pb2.RevokeApiKeyResponse]]: ...
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

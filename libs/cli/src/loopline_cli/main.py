@@ -1,0 +1,43 @@
+"""``loopline``: the platform's command line.
+
+Each command group is a module with ``register(commands)``, which adds its
+parser and sets ``run`` (the group's dispatcher, which turns the group's errors
+into exit statuses) and ``handler`` defaults. Add a group by listing its
+``register`` in COMMAND_GROUPS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from loopline_cli.stack import cli as stack_cli
+
+COMMAND_GROUPS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: ignore[type-arg]
+    stack_cli.register,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loopline", description="Loopline, the closed-loop MLOps platform")
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="state, logs and data of the local stack ($LOOPLINE_RUN_DIR, .run)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMAND_GROUPS:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (`loopline stack status | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

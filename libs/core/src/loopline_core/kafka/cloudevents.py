@@ -1,0 +1,163 @@
+"""CloudEvents 1.0 over Kafka, binary content mode, with protobuf payloads.
+
+The record value is the serialized protobuf message; the event attributes travel
+as ``ce_*`` headers (``ce_type`` is the message's protobuf full name) and
+``content-type`` is ``application/protobuf``. Decoding accepts only the message
+classes a consumer expects and raises :class:`MalformedEvent` naming what is wrong,
+so that the consumer loop can dead-letter the record.
+
+>>> from google.protobuf.wrappers_pb2 import StringValue
+>>> types = EventTypes(StringValue)
+>>> event = new_event(StringValue(value="hi"), source="/loopline/demo", subject="m/1")
+>>> value, headers = encode(event)
+>>> decode(value, headers, types) == event
+True
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from loopline_core.errors import MalformedEvent
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/protobuf"
+REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type")
+
+#: Namespace of derived event ids; fixed forever so that ids stay reproducible.
+_DERIVED_IDS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:loopline:event-id")
+
+Headers = list[tuple[str, bytes]]
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class CloudEvent(Generic[M]):
+    id: str
+    source: str
+    type: str
+    time: datetime
+    data: M
+    subject: str | None = None
+
+
+def source_for(service: str) -> str:
+    return f"/loopline/{service}"
+
+
+def type_of(message_class: type[Message]) -> str:
+    return str(message_class.DESCRIPTOR.full_name)
+
+
+def derive_event_id(cause_id: str, purpose: str) -> str:
+    """The id of an event caused by ``cause_id``: the same inputs give the same id,
+    so a retried handler re-emits an event its consumers already deduplicate."""
+    return str(uuid.uuid5(_DERIVED_IDS, f"{cause_id}\n{purpose}"))
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, e.g. ``2026-01-02T03:04:05.000006Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def new_event(message: M, *, source: str, event_id: str | None = None, subject: str | None = None,
+              time: datetime | None = None) -> CloudEvent[M]:
+    return CloudEvent(
+        id=event_id or str(uuid.uuid4()),
+        source=source,
+        type=type_of(type(message)),
+        time=time or datetime.now(UTC),
+        data=message,
+        subject=subject,
+    )
+
+
+class EventTypes:
+    """The message classes a consumer accepts, by protobuf full name."""
+
+    def __init__(self, *classes: type[Message]) -> None:
+        self._classes = {type_of(cls): cls for cls in classes}
+
+    def __contains__(self, type_name: object) -> bool:
+        return type_name in self._classes
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def resolve(self, type_name: str) -> type[Message]:
+        try:
+            return self._classes[type_name]
+        except KeyError:
+            raise MalformedEvent(
+                f"unexpected event type {type_name!r}; expected one of {self.names()}", field="ce_type"
+            ) from None
+
+
+def encode(event: CloudEvent[Message]) -> tuple[bytes, Headers]:
+    attributes = {
+        "ce_specversion": SPEC_VERSION,
+        "ce_id": event.id,
+        "ce_source": event.source,
+        "ce_type": event.type,
+        "ce_time": format_time(event.time),
+    }
+    if event.subject:
+        attributes["ce_subject"] = event.subject
+    attributes["content-type"] = CONTENT_TYPE
+    return event.data.SerializeToString(), [(k, v.encode()) for k, v in attributes.items()]
+
+
+def _attributes(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, raw in headers:
+        if not (key.startswith("ce_") or key == "content-type"):
+            continue
+        if key in found:
+            raise MalformedEvent(f"header {key} appears more than once", field=key)
+        try:
+            found[key] = (raw or b"").decode()
+        except UnicodeDecodeError:
+            raise MalformedEvent(f"header {key} is not UTF-8", field=key) from None
+    return found
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedEvent(f"ce_time {text!r} is not an RFC 3339 timestamp", field="ce_time") from None
+    if moment.tzinfo is None:
+        raise MalformedEvent(f"ce_time {text!r} has no UTC offset", field="ce_time")
+    return moment
+
+
+def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]], types: EventTypes) -> CloudEvent[Message]:
+    attributes = _attributes(headers)
+    for name in REQUIRED:
+        if not attributes.get(name):
+            raise MalformedEvent(f"required header {name} is missing or empty", field=name)
+    if attributes["ce_specversion"] != SPEC_VERSION:
+        raise MalformedEvent(
+            f"ce_specversion {attributes['ce_specversion']!r} is not {SPEC_VERSION}", field="ce_specversion")
+    if attributes["content-type"] != CONTENT_TYPE:
+        raise MalformedEvent(
+            f"content-type {attributes['content-type']!r} is not {CONTENT_TYPE}", field="content-type")
+    message_class = types.resolve(attributes["ce_type"])
+    try:
+        message = message_class.FromString(value or b"")
+    except DecodeError as exc:
+        raise MalformedEvent(f"value is not a valid {attributes['ce_type']}: {exc}", field="value") from None
+    return CloudEvent(
+        id=attributes["ce_id"],
+        source=attributes["ce_source"],
+        type=attributes["ce_type"],
+        time=_parse_time(attributes["ce_time"]),
+        data=message,
+        subject=attributes.get("ce_subject") or None,
+    )

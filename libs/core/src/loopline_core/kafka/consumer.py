@@ -1,0 +1,173 @@
+"""The consumer loop: decode, handle, retry what is retryable, dead-letter the rest,
+and commit only what is done.
+
+Delivery is at least once. An offset is committed only after its record was
+handled or dead-lettered (after each polled batch), so a crash or a rebalance
+may redeliver records; handlers make that harmless (``loopline_core.kafka.inbox``).
+
+For each record, in order per partition:
+
+- a record that does not decode (``MalformedEvent``) goes to ``<topic>.dlq``;
+- a retryable error (``err.retryable``, e.g. ``Unavailable``) is retried in place,
+  with exponential backoff, up to ``KafkaSettings.max_retries`` times: later
+  records of the partition wait, none is skipped;
+- any other error, and a retryable one past the limit, goes to ``<topic>.dlq``
+  with the original key, value and headers plus ``dlq_*`` reason headers, and
+  the loop goes on. If the dead-letter topic cannot be written, that is retried
+  until it can (the record is never dropped).
+
+``stop()`` or cancelling ``run()`` is a graceful stop: the record in hand is
+finished (a retry wait is cut short and the record left for redelivery), what is
+done is committed, and the consumer leaves its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from loopline_core.errors import InvalidArgument, LooplineError
+from loopline_core.kafka.cloudevents import EventTypes
+from loopline_core.kafka.driver_errors import translated_kafka_errors
+from loopline_core.kafka.handlers import Handler
+from loopline_core.kafka.processing import RecordProcessor
+from loopline_core.kafka.producer import EventProducer
+from loopline_core.kafka.retry import Backoff
+from loopline_core.kafka.topics import CATALOGUE
+from loopline_core.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class ConsumerDriver(Protocol):
+    """The part of ``AIOKafkaConsumer`` used here (the in-memory broker has it too)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0,
+                      max_records: int | None = None) -> dict[TopicPartition, list[ConsumerRecord]]: ...
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None: ...
+
+
+@dataclass
+class ConsumerStats:
+    """Counters for metrics: records handled, retries made, records dead-lettered."""
+
+    handled: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+def kafka_consumer(settings: KafkaSettings, topics: Sequence[str], group_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics, bootstrap_servers=settings.bootstrap_servers, group_id=group_id, client_id=group_id,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )
+
+
+def _check_dead_letter_topics(topics: Sequence[str]) -> None:
+    without = {spec.name for spec in CATALOGUE if not spec.dead_letter}
+    if bad := sorted(without.intersection(topics)):
+        raise InvalidArgument(f"topics {bad} have no dead-letter topic to consume with", field="topics")
+
+
+class EventConsumer:
+    """Consumes ``topics`` as ``group_id``; run it as a service background loop."""
+
+    def __init__(self, settings: KafkaSettings, *, group_id: str, topics: Sequence[str], types: EventTypes,
+                 handler: Handler, dead_letters: EventProducer, driver: ConsumerDriver | None = None,
+                 max_records: int = 100, stop_grace_s: float = 30.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        _check_dead_letter_topics(topics)
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.stats = ConsumerStats()
+        self._settings = settings
+        self._driver = driver
+        self._max_records = max_records
+        self._stop_grace_s = stop_grace_s
+        self._stopping = asyncio.Event()
+        self._pending: dict[TopicPartition, int] = {}
+        self._processor = RecordProcessor(
+            group_id=group_id, types=types, handler=handler, dead_letters=dead_letters,
+            backoff=Backoff.from_settings(settings), max_retries=settings.max_retries,
+            stats=self.stats, stopping=self._stopping, clock=clock,
+        )
+
+    def stop(self) -> None:
+        """Ask ``run()`` to finish the record in hand, commit and return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        if self._driver is None:
+            self._driver = kafka_consumer(self._settings, self.topics, self.group_id)
+        driver = self._driver
+        async with translated_kafka_errors(f"starting consumer {self.group_id}"):
+            await driver.start()
+        try:
+            while not self._stopping.is_set():
+                for records in (await self._poll(driver)).values():
+                    for record in records:
+                        if self._stopping.is_set() or not await self._finish(record):
+                            break
+                await self._commit(driver)
+        finally:
+            try:
+                await self._commit(driver)
+            except LooplineError as exc:
+                log.warning("%s: final commit failed (%s); records since the last commit will be redelivered",
+                            self.group_id, exc)
+            finally:
+                await driver.stop()
+
+    async def _poll(self, driver: ConsumerDriver) -> dict[TopicPartition, list[ConsumerRecord]]:
+        poll = asyncio.ensure_future(driver.getmany(timeout_ms=1000, max_records=self._max_records))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not poll.done():
+                poll.cancel()
+                await asyncio.wait({poll})  # let the driver unwind before going on
+        if poll.cancelled():
+            return {}
+        async with translated_kafka_errors(f"polling as {self.group_id}"):
+            return poll.result()
+
+    async def _finish(self, record: ConsumerRecord) -> bool:
+        # Shielded: cancelling run() (service shutdown) must not cut a handler short.
+        task = asyncio.ensure_future(self._processor.process(record))
+        try:
+            done = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._stopping.set()
+            try:
+                await asyncio.wait({task}, timeout=self._stop_grace_s)
+            finally:
+                if not task.done():
+                    task.cancel()
+            if task.done() and not task.cancelled() and task.exception() is None and task.result():
+                self._pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            raise
+        if done:
+            self._pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        return done
+
+    async def _commit(self, driver: ConsumerDriver) -> None:
+        if not self._pending:
+            return
+        offsets, self._pending = self._pending, {}
+        async with translated_kafka_errors(f"committing offsets of {self.group_id}"):
+            try:
+                await driver.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The partitions moved to another member, which redelivers these records.
+                log.warning("%s: commit of %s refused after a rebalance (%s)", self.group_id, offsets, exc)

@@ -1,0 +1,113 @@
+"""The event producer: idempotent, acks=all, CloudEvents headers, trace context.
+
+``send`` returns once the broker has acknowledged the record on all in-sync
+replicas. With idempotence on, the driver's own retries cannot duplicate or
+reorder records of a partition; a caller that retries after an ``Unavailable``
+should pass the same ``event_id`` (see ``derive_event_id``) so consumers can
+deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from google.protobuf.message import Message
+
+from loopline_core.errors import Unavailable
+from loopline_core.kafka.cloudevents import encode, new_event, source_for
+from loopline_core.kafka.driver_errors import translated_kafka_errors
+from loopline_core.kafka.tracing import send_span
+from loopline_core.settings import KafkaSettings
+
+
+class ProducerDriver(Protocol):
+    """The part of ``AIOKafkaProducer`` used here (the in-memory broker has it too)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None, timestamp_ms: int | None = None,
+                   headers: Sequence[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]: ...
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event of a ``send_batch``."""
+
+    key: str
+    message: Message
+    subject: str | None = None
+    event_id: str | None = None
+
+
+def kafka_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, client_id=client_id,
+        acks="all", enable_idempotence=True,
+    )
+
+
+class EventProducer:
+    def __init__(self, settings: KafkaSettings, *, service: str, driver: ProducerDriver | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.source = source_for(service)
+        self._settings = settings
+        self._service = service
+        self._driver = driver
+        self._clock = clock
+        self._started = False
+
+    async def start(self) -> None:
+        if self._driver is None:
+            self._driver = kafka_producer(self._settings, client_id=self._service)
+        async with translated_kafka_errors("starting the Kafka producer"):
+            await self._driver.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._driver is not None and self._started:
+            self._started = False
+            await self._driver.stop()
+
+    def _ready_driver(self) -> ProducerDriver:
+        if self._driver is None or not self._started:
+            raise Unavailable("the Kafka producer is not started")
+        return self._driver
+
+    async def _enqueue(self, topic: str, item: Outgoing) -> tuple[str, asyncio.Future[Any]]:
+        """Hand one event to the driver inside its send span; the future is the broker's ack."""
+        event = new_event(item.message, source=self.source, event_id=item.event_id, subject=item.subject,
+                          time=self._clock())
+        value, headers = encode(event)
+        with send_span(topic, event.id, item.key) as trace_headers:
+            async with translated_kafka_errors(f"sending to {topic}"):
+                future = await self._ready_driver().send(
+                    topic, value=value, key=item.key.encode(), headers=headers + trace_headers)
+        return event.id, future
+
+    async def send(self, topic: str, key: str, message: Message, *, subject: str | None = None,
+                   event_id: str | None = None) -> str:
+        """Publish one event and wait for the broker's acknowledgement; return its id."""
+        return (await self.send_batch(topic, [Outgoing(key, message, subject, event_id)]))[0]
+
+    async def send_batch(self, topic: str, items: Iterable[Outgoing]) -> list[str]:
+        """Publish several events, pipelined (order kept per key), and wait for every
+        acknowledgement; return their ids. If it raises, some may have been written:
+        sending again with the same ids lets consumers drop the repeats."""
+        enqueued = [await self._enqueue(topic, item) for item in items]
+        async with translated_kafka_errors(f"sending to {topic}"):
+            await asyncio.gather(*(future for _, future in enqueued))
+        return [event_id for event_id, _ in enqueued]
+
+    async def send_record(self, topic: str, *, key: bytes | None, value: bytes | None,
+                          headers: Sequence[tuple[str, bytes]]) -> None:
+        """Forward a record byte for byte (dead-lettering, replay)."""
+        with send_span(topic):
+            async with translated_kafka_errors(f"sending to {topic}"):
+                future = await self._ready_driver().send(topic, value=value, key=key, headers=list(headers))
+                await future

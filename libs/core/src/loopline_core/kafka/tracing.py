@@ -1,0 +1,69 @@
+"""W3C trace context across Kafka hops.
+
+A record is sent inside a ``send <topic>`` span (kind PRODUCER) whose context is
+injected into the record headers (``traceparent``, ``tracestate``) by the global
+propagator; a consumer extracts it and handles the record inside a
+``process <topic>`` span (kind CONSUMER) that is a child of the producer's span,
+so one trace runs through the hop. Tracer and propagator are looked up when a span
+starts, never at import, so whatever ``loopline_core.telemetry`` (or a test)
+installed is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind
+
+TRACER_NAME = "loopline_core.kafka"
+
+
+def _tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def _base_attributes(topic: str, operation: str) -> dict[str, str]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": operation,
+        "messaging.destination.name": topic,
+    }
+
+
+@contextmanager
+def send_span(topic: str, event_id: str | None = None, key: str | None = None) -> Iterator[list[tuple[str, bytes]]]:
+    """Open ``send <topic>`` and yield the trace headers to put on the record."""
+    attributes = _base_attributes(topic, "send")
+    if event_id:
+        attributes["messaging.message.id"] = event_id
+    if key is not None:
+        attributes["messaging.kafka.message.key"] = key
+    with _tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield [(name, value.encode()) for name, value in carrier.items()]
+
+
+def _carrier(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    # Every propagator field (traceparent, tracestate, baggage...) is a text header.
+    return {name.lower(): (raw or b"").decode("utf-8", "replace") for name, raw in headers}
+
+
+@contextmanager
+def process_span(topic: str, headers: Sequence[tuple[str, bytes]], *, group_id: str, partition: int,
+                 offset: int) -> Iterator[Span]:
+    """Open ``process <topic>`` as a child of the trace found in the headers."""
+    parent = propagate.extract(_carrier(headers))
+    attributes: dict[str, str | int] = {
+        **_base_attributes(topic, "process"),
+        "messaging.consumer.group.name": group_id,
+        "messaging.destination.partition.id": str(partition),
+        "messaging.kafka.offset": offset,
+    }
+    with _tracer().start_as_current_span(
+        f"process {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes,
+        record_exception=False, set_status_on_exception=False,
+    ) as span:
+        yield span

@@ -1,0 +1,1 @@
+"""Parts of the drift benchmark (``python -m loadtests.bench_drift``)."""

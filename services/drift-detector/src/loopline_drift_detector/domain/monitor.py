@@ -1,0 +1,93 @@
+"""Everything watched for one model version: its features, its errors, its quality.
+
+>>> from datetime import datetime, timezone
+>>> from loopline_drift_detector.domain.profile import NumericProfile, ReferenceProfile
+>>> profile = ReferenceProfile({"x": NumericProfile.from_values([i / 100 for i in range(-300, 301)])}, 601)
+>>> monitor = ModelMonitor("churn", 3, profile)
+>>> now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+>>> decisions = [d for i in range(200) for d in monitor.observe_inputs({"x": 2.0}, at=now, trace_id=f"t{i}")]
+>>> [(d.kind.value, d.feature, d.detector, d.detection_index) for d in decisions]
+[('data', 'x', 'cusum', 55)]
+>>> monitor.observe_inputs({"x": float("nan")}, at=now), monitor.value_counts()["x"]["nan"]
+([], 1)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from loopline_drift_detector.domain.catalogue import (
+    ValidationMetrics,
+    concept_detector,
+    data_detector,
+    performance_detector,
+)
+from loopline_drift_detector.domain.config import MonitorConfig
+from loopline_drift_detector.domain.decisions import DriftDecision, DriftKind
+from loopline_drift_detector.domain.profile import NumericProfile, ReferenceProfile
+from loopline_drift_detector.domain.stream import Stream
+from loopline_drift_detector.domain.values import CategoryGuard, ErrorGuard, NumberGuard
+
+
+class ModelMonitor:
+    """Detector state of one (model, version); checkpoint it whole (see ``checkpoint``)."""
+
+    def __init__(self, model: str, version: int, profile: ReferenceProfile, *,
+                 config: MonitorConfig | None = None, validation: ValidationMetrics | None = None) -> None:
+        self.model, self.version = model, version
+        self.config = config = config or MonitorConfig()
+        self.validation = validation
+        self._traces: deque[str] = deque(maxlen=config.evidence_traces)
+        self._outcome_traces: deque[str] = deque(maxlen=config.evidence_traces)
+        self._features: list[tuple[str, Stream]] = []
+        for name, p in profile.features.items():
+            numeric = isinstance(p, NumericProfile)
+            specs = config.features.get(name, config.numeric if numeric else config.categorical)
+            guard = NumberGuard(p.valid_min, p.valid_max) if isinstance(p, NumericProfile) else CategoryGuard()
+            detectors = [data_detector(s, p) for s in specs]
+            self._features.append((name, self._stream(f"feature/{name}", DriftKind.DATA, name, guard,
+                                                      detectors, p)))
+        self._error_streams = []
+        if config.concept:
+            self._error_streams.append(self._stream("errors/concept", DriftKind.CONCEPT, "", ErrorGuard(),
+                                                    [concept_detector(s) for s in config.concept]))
+        if config.performance and validation is not None:
+            detectors = [performance_detector(s, validation) for s in config.performance]
+            self._error_streams.append(self._stream("errors/performance", DriftKind.PERFORMANCE, "",
+                                                    ErrorGuard(), detectors))
+
+    def _stream(self, key: str, kind: DriftKind, feature: str, guard: Any, detectors: list[Any],
+                profile: Any = None) -> Stream:
+        return Stream(model=self.model, version=self.version, key=key, kind=kind, feature=feature,
+                      guard=guard, detectors=detectors, config=self.config, profile=profile)
+
+    def observe_inputs(self, inputs: Mapping[str, Any], *, at: datetime, trace_id: str = "") -> list[DriftDecision]:
+        """One prediction's inputs by feature name; a feature left out counts as missing."""
+        if trace_id:
+            self._traces.append(trace_id)
+        decisions = []
+        for name, stream in self._features:
+            decision = stream.offer(inputs.get(name), at, self._traces)
+            if decision is not None:
+                decisions.append(decision)
+        return decisions
+
+    def observe_outcome(self, error: Any, *, at: datetime, trace_id: str = "") -> list[DriftDecision]:
+        """Whether a labelled prediction was wrong (``error=True``), never the other way round."""
+        if trace_id:
+            self._outcome_traces.append(trace_id)
+        decisions = []
+        for stream in self._error_streams:
+            decision = stream.offer(error, at, self._outcome_traces)
+            if decision is not None:
+                decisions.append(decision)
+        return decisions
+
+    def value_counts(self) -> dict[str, dict[str, int]]:
+        counts = {name: stream.counts for name, stream in self._features}
+        if self._error_streams:
+            counts["errors"] = self._error_streams[0].counts
+        return counts

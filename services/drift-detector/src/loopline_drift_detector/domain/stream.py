@@ -1,0 +1,97 @@
+"""One monitored stream: a feature of a version, or its error stream, and its detectors.
+
+The stream guards and counts its input, applies warm-up, feeds every detector, and
+turns firings into at most one decision per ``realert_after`` values: the first
+detector (in configuration order) that fires, once ``min_votes`` of them agree
+within ``vote_window`` and the stream has seen ``min_samples``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from loopline_drift_detector.domain.config import MonitorConfig
+from loopline_drift_detector.domain.decisions import DriftDecision, DriftKind, EvidenceWindow, drift_id
+from loopline_drift_detector.domain.detector import Detector, Guard
+from loopline_drift_detector.domain.explain import explain
+from loopline_drift_detector.domain.profile import FeatureProfile
+
+#: Times kept to date the start of an evidence window.
+TIMES_KEPT = 2000
+#: The recent values described in the evidence: the detector's window, at least this many.
+EXPLAIN_AT_LEAST = 50
+
+
+class Stream:
+    def __init__(self, *, model: str, version: int, key: str, kind: DriftKind, feature: str,
+                 guard: Guard, detectors: Sequence[Detector], config: MonitorConfig,
+                 profile: FeatureProfile | None = None) -> None:
+        self.model, self.version, self.key, self.kind, self.feature = model, version, key, kind, feature
+        self.config = config
+        self.profile = profile
+        self._guard = guard
+        self._detectors = list(detectors)
+        self._valid = 0  # valid values, warm-up included
+        self._n = 0  # values fed to the detectors
+        self._times: deque[datetime] = deque(maxlen=TIMES_KEPT)
+        self._recent: deque[Any] = deque(maxlen=config.explain_window)
+        self._last_fired = [-1] * len(self._detectors)
+        self._last_decision: int | None = None
+        self._quiet_firings = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self._guard.counts.as_dict()
+
+    def offer(self, x: Any, at: datetime, traces: Sequence[str] = ()) -> DriftDecision | None:
+        """One value; ``traces`` (the latest trace ids) is only read when a decision is made."""
+        value = self._guard.accept(x)
+        if value is None:
+            return None
+        self._valid += 1
+        if self._valid <= self.config.warmup:
+            return None
+        index = self._n
+        self._n += 1
+        self._times.append(at)
+        self._recent.append(value)
+        first = None
+        for i, detector in enumerate(self._detectors):
+            detector._update_checked(value)
+            if detector._drift:
+                self._last_fired[i] = index
+                first = detector if first is None else first
+        if first is None or self._n < self.config.min_samples:
+            return None
+        window = self.config.vote_window
+        if sum(0 <= index - f < window for f in self._last_fired) < self.config.min_votes:
+            return None
+        if self._last_decision is not None and index - self._last_decision < self.config.realert_after:
+            self._quiet_firings += 1
+            return None
+        self._last_decision = index
+        return self._decide(first, index, at, tuple(traces))
+
+    def _decide(self, detector: Detector, index: int, at: datetime, traces: tuple[str, ...]) -> DriftDecision:
+        s = detector.summary()
+        times = self._times
+        start = times[-s.window] if 0 < s.window <= len(times) else (times[0] if s.window else at)
+        reference = dict(s.reference)
+        current = dict(s.current)
+        if self.profile is not None:
+            reference.update({f"profile.{k}": v for k, v in self.profile.summary().items()})
+            recent = list(self._recent)[-max(s.window, EXPLAIN_AT_LEAST):]
+            current.update({f"recent.{k}": v for k, v in explain(self.profile, recent).items()})
+        current.update({f"values.{k}": float(v) for k, v in self.counts.items()})
+        current["firings_held_back"] = float(self._quiet_firings)
+        self._quiet_firings = 0
+        return DriftDecision(
+            drift_id=drift_id(self.model, self.version, self.key, detector.name, index),
+            model=self.model, version=self.version, kind=self.kind, feature=self.feature,
+            detector=detector.name, statistic=s.statistic, threshold=s.threshold,
+            window=EvidenceWindow(start, at, s.window, s.reference_count, s.change_index),
+            reference_summary=reference, current_summary=current,
+            sample_trace_ids=traces, detected_at=at, detection_index=index, stream=self.key)

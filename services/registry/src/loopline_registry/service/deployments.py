@@ -1,0 +1,71 @@
+"""Deployments: the desired traffic split, changed under optimistic concurrency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopline_core.errors import NotFound
+
+from loopline_registry.domain.auth import Caller, Role, require
+from loopline_registry.domain.deployment import Deployment, plan
+from loopline_registry.domain.events import DeploymentChanged
+from loopline_registry.domain.model import CHAMPION
+from loopline_registry.domain.names import check_name, check_text
+from loopline_registry.domain.version import check_usable
+from loopline_registry.service.commands import SetDeployment
+from loopline_registry.service.common import audit, emit, load_model, load_version
+from loopline_registry.service.deps import Deps
+from loopline_registry.service.gating import check_override, enforce, verify_artifact
+
+
+def splits_view(deployment: Deployment | None) -> dict[str, Any] | None:
+    if deployment is None:
+        return None
+    return {"revision": deployment.revision, "shadow_versions": list(deployment.shadow_versions),
+            "splits": [{"version": s.version, "weight": s.weight, "variant": s.variant.value}
+                       for s in deployment.splits]}
+
+
+async def set_deployment(deps: Deps, caller: Caller, cmd: SetDeployment) -> Deployment:
+    """Live traffic for any version but the champion needs the gate (or an operator's override)."""
+    require(caller, Role.TRAINER, "changing a deployment")
+    reason = check_text(cmd.reason, "reason", 1024)
+    check_override(caller, cmd.override_gate, reason)
+    async with deps.uow() as uow:
+        model = await load_model(uow, cmd.model, for_update=True)
+        current = await uow.deployments.get(model.name, for_update=True)
+        new = plan(current, model.name, cmd.expected_revision, cmd.splits, cmd.shadow_versions,
+                   at=deps.clock(), actor=caller.actor, reason=reason)
+        champion = model.aliases.get(CHAMPION)
+        overridden: list[int] = []
+        for number in (*(s.version for s in new.splits), *new.shadow_versions):
+            version = await load_version(uow, model.name, number)
+            check_usable(version, "deployed")
+            if number in new.live_versions() and number != champion:
+                _, needed = await enforce(uow, deps, model, version, champion, override=cmd.override_gate)
+                overridden += [number] if needed else []
+            await verify_artifact(deps, version)
+        await uow.deployments.save(new)
+        await audit(uow, deps, caller, "deployment.changed", f"models/{model.name}/deployment", model=model.name,
+                    before=splits_view(current), after={**(splits_view(new) or {}), "gate_overridden": overridden},
+                    reason=reason)
+        await emit(uow, deps, caller, DeploymentChanged(model.name, new.revision, new.splits, new.shadow_versions,
+                                                        caller.actor, reason, new.updated_at))
+        await uow.commit()
+    return new
+
+
+async def get_deployment(deps: Deps, caller: Caller, model: str) -> Deployment:
+    require(caller, Role.READER, "reading deployments")
+    async with deps.uow(readonly=True) as uow:
+        found = await uow.deployments.get(check_name(model, "model"))
+        if found is None:
+            await load_model(uow, model)
+            raise NotFound(f"model {model!r} has no deployment yet", field="model")
+        return found
+
+
+async def list_deployments(deps: Deps, caller: Caller) -> list[Deployment]:
+    require(caller, Role.READER, "reading deployments")
+    async with deps.uow(readonly=True) as uow:
+        return await uow.deployments.list()

@@ -1,0 +1,150 @@
+"""The whole lifecycle on the real PostgreSQL and Kafka: model → version with a real
+TorchScript artifact → alias moves → deployment change → the matching events on
+loopline.models.v1 with CloudEvents headers; the gate refuses an unproven candidate
+and writes nothing; the audit answers "what served at T"; concurrency holds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+from loopline.events.v1 import models_pb2
+from loopline_core.errors import FailedPrecondition
+from registry_it import (OPERATOR, READER, TRAINER, chunks, fresh_schema, headers, read_models_topic, settings, sha,
+                         started, torchscript, unique)
+
+from loopline_registry.bootstrap import wire
+from loopline_registry.domain.deployment import TrafficSplit, Variant
+from loopline_registry.domain.version import Evaluation
+from loopline_registry.service.commands import (CreateModel, PromoteModelVersion, RegisterModelVersion, SetDeployment,
+                                                UploadArtifact)
+from loopline_registry.service.queries import AuditFilter, Page
+
+SCHEMA = "registry_it_lifecycle"
+HOLDOUT = "ab" * 32
+
+
+@pytest.fixture
+async def registry(postgres_dsn: str, kafka_bootstrap: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    await fresh_schema(postgres_dsn, SCHEMA)
+    async with started(wire(settings(postgres_dsn, kafka_bootstrap, SCHEMA, tmp_path))) as running:
+        yield running
+
+
+async def register(h, model: str, accuracy: float) -> int:  # type: ignore[no-untyped-def]
+    data = torchscript(accuracy)
+    artifact = await h.upload_artifact(TRAINER, UploadArtifact("torchscript", sha(data), len(data)), chunks(data))
+    version = await h.register_version(TRAINER, RegisterModelVersion(
+        model, artifact.sha256, evaluations=(Evaluation(HOLDOUT, {"accuracy": accuracy}),)))
+    return version.version
+
+
+async def outbox_count(postgres_dsn: str) -> int:
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        return await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.outbox")
+    finally:
+        await conn.close()
+
+
+async def test_lifecycle_publishes_the_matching_events(registry, postgres_dsn: str,  # type: ignore[no-untyped-def]
+                                                       kafka_bootstrap: str) -> None:
+    h, model = registry.handlers, unique("fraud")
+    await h.create_model(TRAINER, CreateModel(model, "it"))
+    first = await register(h, model, 0.80)
+    await h.promote(TRAINER, PromoteModelVersion(model, first, "champion", "first"))
+    second = await register(h, model, 0.90)
+    await h.promote(TRAINER, PromoteModelVersion(model, second, "challenger"))
+    await h.set_deployment(TRAINER, SetDeployment(model, 0, (TrafficSplit(first, 0.9, Variant.CHAMPION),
+                                                             TrafficSplit(second, 0.1, Variant.CANARY)), (), "canary"))
+    while await registry.relay.relay_once():
+        pass
+    records = await read_models_topic(kafka_bootstrap, model)
+    types = [headers(r)["ce_type"] for r in records]
+    assert types == ["loopline.events.v1.ModelVersionRegistered", "loopline.events.v1.ModelVersionPromoted",
+                     "loopline.events.v1.ModelVersionRegistered", "loopline.events.v1.ModelVersionPromoted",
+                     "loopline.events.v1.DeploymentChanged"]
+    first_headers = headers(records[0])
+    assert first_headers["ce_specversion"] == "1.0" and first_headers["ce_source"] == "/loopline/registry"
+    assert first_headers["content-type"] == "application/protobuf" and first_headers["ce_subject"] == f"{model}/1"
+    assert first_headers["ce_time"].endswith("Z") and first_headers["ce_id"]
+    registered = models_pb2.ModelVersionRegistered.FromString(records[0].value)
+    assert registered.artifact_uri.startswith("artifact://sha256/") and registered.format == "torchscript"
+    changed = models_pb2.DeploymentChanged.FromString(records[-1].value)
+    assert [(s.version, s.weight) for s in changed.splits] == [(1, 0.9), (2, 0.1)] and changed.revision == 1
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        ids = await conn.fetch(f"SELECT event_id FROM {SCHEMA}.outbox WHERE key = $1 ORDER BY seq", model)
+    finally:
+        await conn.close()
+    assert [r["event_id"] for r in ids] == [headers(r)["ce_id"] for r in records]
+
+
+async def test_the_gate_refuses_an_unproven_candidate_and_writes_nothing(registry,  # type: ignore[no-untyped-def]
+                                                                         postgres_dsn: str) -> None:
+    h, model = registry.handlers, unique("gate")
+    await h.create_model(TRAINER, CreateModel(model))
+    champion = await register(h, model, 0.85)
+    await h.promote(TRAINER, PromoteModelVersion(model, champion, "champion"))
+    weak = await register(h, model, 0.855)
+    events_before = await outbox_count(postgres_dsn)
+    audit_before, _ = await h.list_audit(READER, AuditFilter(model=model), Page(500))
+    with pytest.raises(FailedPrecondition, match="does not beat champion"):
+        await h.promote(TRAINER, PromoteModelVersion(model, weak, "champion"))
+    with pytest.raises(FailedPrecondition, match="promotion gate refused"):
+        await h.set_deployment(TRAINER, SetDeployment(model, 0, (TrafficSplit(champion, 0.5, Variant.CHAMPION),
+                                                                 TrafficSplit(weak, 0.5, Variant.CANARY))))
+    assert await outbox_count(postgres_dsn) == events_before
+    assert (await h.list_audit(READER, AuditFilter(model=model), Page(500)))[0] == audit_before
+    assert (await h.resolve_alias(READER, model, "champion")).version == champion
+    await h.promote(OPERATOR, PromoteModelVersion(model, weak, "champion", "hotfix for incident 7", True))
+    entry = (await h.list_audit(READER, AuditFilter(model=model, action="alias.moved"), Page(500)))[0][-1]
+    assert (entry.reason, entry.after["gate_overridden"], entry.actor) == ("hotfix for incident 7", True, "it-operator")
+
+
+async def test_audit_answers_what_served_at_a_time(registry) -> None:  # type: ignore[no-untyped-def]
+    h, model = registry.handlers, unique("served")
+    await h.create_model(TRAINER, CreateModel(model))
+    first = await register(h, model, 0.80)
+    await h.promote(TRAINER, PromoteModelVersion(model, first, "champion"))
+    await h.set_deployment(TRAINER, SetDeployment(model, 0, (TrafficSplit(first, 1.0, Variant.CHAMPION),)))
+    only_first = registry.handlers.deps.clock()
+    second = await register(h, model, 0.95)
+    await h.set_deployment(TRAINER, SetDeployment(model, 1, (TrafficSplit(first, 0.5, Variant.CHAMPION),
+                                                             TrafficSplit(second, 0.5, Variant.CANARY))))
+    await h.promote(TRAINER, PromoteModelVersion(model, second, "champion"))
+    await h.set_deployment(TRAINER, SetDeployment(model, 2, (TrafficSplit(second, 1.0, Variant.CHAMPION),)))
+    now = registry.handlers.deps.clock()
+    then = await h.served_at(READER, model, only_first)
+    assert (then.serving_versions(), then.champion, then.deployment.revision) == ([first], first, 1)
+    latest = await h.served_at(READER, model, now)
+    assert (latest.serving_versions(), latest.champion, latest.deployment.revision) == ([second], second, 3)
+
+
+async def test_concurrent_writers_get_distinct_versions_and_one_revision_wins(registry) -> None:  # type: ignore
+    h, model = registry.handlers, unique("race")
+    await h.create_model(TRAINER, CreateModel(model))
+    data = torchscript(0.5)
+    artifact = await h.upload_artifact(TRAINER, UploadArtifact("torchscript", sha(data), len(data)), chunks(data))
+    versions = await asyncio.gather(*(h.register_version(TRAINER, RegisterModelVersion(model, artifact.sha256))
+                                      for _ in range(8)))
+    assert sorted(v.version for v in versions) == list(range(1, 9))
+    results = await asyncio.gather(*(h.set_deployment(OPERATOR, SetDeployment(
+        model, 0, (TrafficSplit(n, 1.0, Variant.CHAMPION),), (), "race", True)) for n in (1, 2, 3)),
+        return_exceptions=True)
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, FailedPrecondition) for r in results if isinstance(r, Exception))
+
+
+async def test_the_audit_log_is_append_only(registry, postgres_dsn: str) -> None:  # type: ignore[no-untyped-def]
+    await registry.handlers.create_model(TRAINER, CreateModel(unique("audit")))
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        for statement in (f"UPDATE {SCHEMA}.audit_log SET actor = 'x'", f"DELETE FROM {SCHEMA}.audit_log",
+                          f"TRUNCATE {SCHEMA}.audit_log"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                await conn.execute(statement)
+    finally:
+        await conn.close()

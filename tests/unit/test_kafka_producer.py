@@ -1,0 +1,120 @@
+"""The producer against the in-memory broker: records, ids, trace headers, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from loopline.events.v1.predictions_pb2 import PredictionLogged
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from loopline_core.errors import InvalidArgument, Unavailable
+from loopline_core.kafka.cloudevents import EventTypes, decode
+from loopline_core.kafka.memory import InMemoryBroker
+from loopline_core.kafka.producer import EventProducer, Outgoing, kafka_producer
+from loopline_core.kafka.topics import PREDICTIONS
+from loopline_core.settings import KafkaSettings
+
+MOMENT = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def spans() -> Iterator[InMemorySpanExporter]:
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+
+
+@pytest.fixture
+async def producer_on() -> tuple[EventProducer, InMemoryBroker]:
+    broker = InMemoryBroker()
+    producer = EventProducer(KafkaSettings(), service="serving-gateway", driver=broker.producer(),
+                             clock=lambda: MOMENT)
+    await producer.start()
+    return producer, broker
+
+
+async def test_send_publishes_a_keyed_cloudevent_and_returns_its_id(producer_on) -> None:
+    producer, broker = producer_on
+    event_id = await producer.send(PREDICTIONS, "p-1", PredictionLogged(prediction_id="p-1"), subject="churn/3")
+    [record] = broker.records(PREDICTIONS)
+    assert record.key == b"p-1"
+    event = decode(record.value, record.headers, EventTypes(PredictionLogged))
+    assert (event.id, event.source, event.subject, event.time) == (event_id, "/loopline/serving-gateway",
+                                                                   "churn/3", MOMENT)
+    assert event.data == PredictionLogged(prediction_id="p-1")
+
+
+async def test_a_given_event_id_is_kept(producer_on) -> None:
+    producer, broker = producer_on
+    assert await producer.send(PREDICTIONS, "p-1", PredictionLogged(), event_id="derived-1") == "derived-1"
+    assert dict(broker.records(PREDICTIONS)[0].headers)["ce_id"] == b"derived-1"
+
+
+async def test_send_batch_keeps_order_per_key(producer_on) -> None:
+    producer, broker = producer_on
+    items = [Outgoing("p-1", PredictionLogged(prediction_id="p-1", latency_us=n)) for n in range(5)]
+    ids = await producer.send_batch(PREDICTIONS, items)
+    records = broker.records(PREDICTIONS)
+    assert [dict(r.headers)["ce_id"].decode() for r in records] == ids
+    assert [PredictionLogged.FromString(r.value).latency_us for r in records] == [0, 1, 2, 3, 4]
+
+
+async def test_each_record_carries_the_context_of_its_send_span(producer_on, spans) -> None:
+    producer, broker = producer_on
+    spans.clear()
+    with trace.get_tracer("test").start_as_current_span("request") as request:
+        await producer.send(PREDICTIONS, "p-1", PredictionLogged())
+    send = next(s for s in spans.get_finished_spans() if s.name == f"send {PREDICTIONS}")
+    assert send.kind == SpanKind.PRODUCER
+    assert send.parent.span_id == request.get_span_context().span_id
+    assert send.attributes["messaging.destination.name"] == PREDICTIONS
+    traceparent = dict(broker.records(PREDICTIONS)[0].headers)["traceparent"].decode()
+    assert traceparent.split("-")[1:3] == [f"{send.context.trace_id:032x}", f"{send.context.span_id:016x}"]
+
+
+async def test_send_before_start_is_unavailable() -> None:
+    producer = EventProducer(KafkaSettings(), service="t", driver=InMemoryBroker().producer())
+    with pytest.raises(Unavailable, match="not started"):
+        await producer.send(PREDICTIONS, "k", PredictionLogged())
+
+
+async def test_driver_failures_become_the_taxonomy(producer_on) -> None:
+    producer, broker = producer_on
+    with pytest.raises(Unavailable, match="does not exist"):
+        await producer.send("no.such.topic", "k", PredictionLogged())
+    broker.unavailable = True
+    with pytest.raises(Unavailable, match="KafkaConnectionError"):
+        await producer.send(PREDICTIONS, "k", PredictionLogged())
+
+
+async def test_a_record_that_can_never_fit_is_invalid() -> None:
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    class TooLarge:
+        async def start(self) -> None: ...
+        async def stop(self) -> None: ...
+        async def send(self, *args: object, **kwargs: object) -> None:
+            raise MessageSizeTooLargeError()
+
+    producer = EventProducer(KafkaSettings(), service="t", driver=TooLarge())  # type: ignore[arg-type]
+    await producer.start()
+    with pytest.raises(InvalidArgument, match="too large"):
+        await producer.send(PREDICTIONS, "k", PredictionLogged())
+
+
+async def test_the_real_driver_is_idempotent_with_acks_all() -> None:
+    driver = kafka_producer(KafkaSettings(bootstrap_servers="127.0.0.1:1"), client_id="t")
+    assert driver._txn_manager is not None  # created only with enable_idempotence=True
+    assert driver.client._client_id == "t"
+    assert driver._sender._acks == -1
