@@ -64,19 +64,25 @@ async def kafka_round_trip(bootstrap: str) -> tuple[str, float]:
     await consumer.start()
     await producer.start()
     try:
+        deadline = time.monotonic() + 60
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=100)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no partition of {topics.PREDICTIONS} was assigned within 60s")
+        for partition in consumer.assignment():
+            await consumer.position(partition)  # pin "latest" before producing
         started = time.monotonic()
         prediction = predictions_pb2.PredictionLogged(prediction_id=str(uuid.uuid4()), model="demo-skeleton", version=1)
         event_id = await producer.send(topics.PREDICTIONS, prediction.prediction_id, prediction)
         types = cloudevents.EventTypes(predictions_pb2.PredictionLogged)
-        while True:
-            batches = await asyncio.wait_for(consumer.getmany(timeout_ms=500), 30)
+        while time.monotonic() < deadline + 30:
+            batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
                     event = cloudevents.decode(record.value, record.headers, types)
                     if event.id == event_id:
                         return event_id, (time.monotonic() - started) * 1000
+        raise TimeoutError(f"event {event_id} did not come back from {topics.PREDICTIONS}")
     finally:
         await producer.stop()
         await consumer.stop()
