@@ -7,7 +7,7 @@ RUN = $(UV) run --frozen
 RUN_DIR ?= .run
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo test test-unit test-integration protos check-protos up down status logs bench clean
+.PHONY: help bootstrap demo test test-unit test-integration protos check-protos up down status logs bench bench-gateway bench-feedback bench-drift bench-registry clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,18 @@ logs: ## show the stack's logs (make logs NAME=registry)
 
 bench: bootstrap ## run the benchmarks in loadtests/ against a baseline in the same run
 	@$(RUN) python -m loadtests
+
+bench-gateway: bootstrap ## Triton directly against through the gateway (gRPC, REST; concurrency 1/4/16)
+	@$(RUN) python -m loadtests.bench_gateway
+
+bench-feedback: bootstrap ## sustained joins/s of the feedback collector, label-to-topic p50/p99
+	@$(RUN) python -m loadtests.bench_feedback
+
+bench-drift: bootstrap ## detection delay, false alarms and events/s of the drift detector
+	@$(RUN) python -m loadtests.bench_drift
+
+bench-registry: bootstrap ## registry gRPC/REST throughput and latency
+	@$(RUN) python -m loadtests.bench_registry
 
 clean: down ## stop the stack and remove its run directory
 	rm -rf $(RUN_DIR)

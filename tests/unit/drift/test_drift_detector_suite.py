@@ -15,7 +15,7 @@ import pytest
 from drift_cases import CATEGORICAL, ERRORS, NUMERIC, change_stream, firings, make
 
 from loopline_drift_detector.domain import checkpoint
-from loopline_drift_detector.domain.profile import NumericProfile
+from loopline_core.profiles.reference import NumericProfile
 
 ALL = [("numeric", n) for n in NUMERIC] + [("categorical", n) for n in CATEGORICAL] + [("error", n) for n in ERRORS]
 

@@ -10,8 +10,8 @@ from loopline_drift_detector.domain.config import MonitorConfig
 from loopline_drift_detector.domain.decisions import DriftDecision, DriftKind, EvidenceWindow, RetrainRequest
 from loopline_drift_detector.domain.detector import Detector, Summary
 from loopline_drift_detector.domain.monitor import ModelMonitor
-from loopline_drift_detector.domain.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-from loopline_drift_detector.domain.profile_builder import FeatureSpec, build_profile
+from loopline_core.profiles.reference import CategoricalProfile, NumericProfile, ReferenceProfile
+from loopline_core.profiles.builder import FeatureSpec, build_profile
 from loopline_drift_detector.domain.retrain import RetrainConfig, RetrainPolicy
 
 __all__ = [

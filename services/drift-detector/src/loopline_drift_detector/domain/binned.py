@@ -8,7 +8,7 @@ customary thresholds (0.2 and 0.1); with the default window of 500 both sit far
 above what sampling noise produces (n·PSI is about χ² with bins-1 degrees of
 freedom). χ² uses the critical value at ``alpha``.
 
->>> from loopline_drift_detector.domain.profile import CategoricalProfile
+>>> from loopline_core.profiles.reference import CategoricalProfile
 >>> reference = CategoricalProfile(1000, {"free": 700, "pro": 300})
 >>> detector = WindowedPSI(reference, window=100, every=10)
 >>> for i in range(400):
@@ -28,8 +28,8 @@ import numpy as np
 
 from loopline_drift_detector.domain.detector import Detector, Summary
 from loopline_drift_detector.domain.divergence import chi2_critical, chi_square, js_distance, psi
-from loopline_drift_detector.domain.profile import FeatureProfile, NumericProfile
-from loopline_drift_detector.domain.values import CategoryGuard, NumberGuard
+from loopline_core.profiles.reference import FeatureProfile, NumericProfile
+from loopline_core.profiles.values import CategoryGuard, NumberGuard
 
 
 class _Binned(Detector):

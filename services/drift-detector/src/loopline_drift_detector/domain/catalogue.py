@@ -1,6 +1,6 @@
 """Detectors by name: what a per-model configuration may ask for.
 
->>> from loopline_drift_detector.domain.profile import NumericProfile
+>>> from loopline_core.profiles.reference import NumericProfile
 >>> data_detector(DetectorSpec("cusum", {"h": 10.0}), NumericProfile.from_values([1.0, 2.0, 3.0]))
 CUSUM(k=0.5, h=10.0)
 >>> performance_detector(DetectorSpec("error_cusum"), ValidationMetrics(accuracy=0.8))
@@ -19,7 +19,7 @@ from loopline_drift_detector.domain.binned import WindowedChiSquare, WindowedJS,
 from loopline_drift_detector.domain.cusum import CUSUM
 from loopline_drift_detector.domain.detector import Detector
 from loopline_drift_detector.domain.performance import AccuracyDrop, ErrorRateCUSUM
-from loopline_drift_detector.domain.profile import FeatureProfile, NumericProfile
+from loopline_core.profiles.reference import FeatureProfile, NumericProfile
 from loopline_drift_detector.domain.river_concept import (
     ADWINErrorDetector,
     DDMDetector,

@@ -9,7 +9,7 @@ delay of about 23 samples after a 1σ shift. The run since the firing
 sum was last zero estimates where the change began.
 
 >>> import random
->>> from loopline_drift_detector.domain.profile import NumericProfile
+>>> from loopline_core.profiles.reference import NumericProfile
 >>> rng = random.Random(7)
 >>> reference = NumericProfile.from_values([rng.gauss(10, 2) for _ in range(5000)])
 >>> detector = CUSUM(reference)
@@ -27,8 +27,8 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from loopline_drift_detector.domain.detector import Detector, Summary
-from loopline_drift_detector.domain.profile import NumericProfile
-from loopline_drift_detector.domain.values import NumberGuard
+from loopline_core.profiles.reference import NumericProfile
+from loopline_core.profiles.values import NumberGuard
 
 
 class CUSUM(Detector):

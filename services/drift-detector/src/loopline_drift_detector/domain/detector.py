@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from loopline_drift_detector.domain.values import CategoryGuard, ErrorGuard, NumberGuard, ValueCounts
+from loopline_core.profiles.values import CategoryGuard, ErrorGuard, NumberGuard, ValueCounts
 
 Guard = NumberGuard | CategoryGuard | ErrorGuard
 

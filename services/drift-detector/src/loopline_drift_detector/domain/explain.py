@@ -2,7 +2,7 @@
 
 Computed only when a decision is made, on the stream's recent values.
 
->>> from loopline_drift_detector.domain.profile import CategoricalProfile
+>>> from loopline_core.profiles.reference import CategoricalProfile
 >>> explain(CategoricalProfile(100, {"a": 50, "b": 50}), ["a"] * 8 + ["c"] * 2)
 {'count': 10.0, 'share[a]': 0.8, 'share[(other)]': 0.2, 'share[b]': 0.0, 'psi': 5.9182, 'js': 0.51}
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from loopline_drift_detector.domain.divergence import js_distance, ks_statistic, psi
-from loopline_drift_detector.domain.profile import FeatureProfile, NumericProfile
+from loopline_core.profiles.reference import FeatureProfile, NumericProfile
 
 
 def explain(profile: FeatureProfile, values: Sequence[float] | Sequence[str]) -> dict[str, float]:

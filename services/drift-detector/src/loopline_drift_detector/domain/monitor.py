@@ -1,7 +1,7 @@
 """Everything watched for one model version: its features, its errors, its quality.
 
 >>> from datetime import datetime, timezone
->>> from loopline_drift_detector.domain.profile import NumericProfile, ReferenceProfile
+>>> from loopline_core.profiles.reference import NumericProfile, ReferenceProfile
 >>> profile = ReferenceProfile({"x": NumericProfile.from_values([i / 100 for i in range(-300, 301)])}, 601)
 >>> monitor = ModelMonitor("churn", 3, profile)
 >>> now = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -27,9 +27,9 @@ from loopline_drift_detector.domain.catalogue import (
 )
 from loopline_drift_detector.domain.config import MonitorConfig
 from loopline_drift_detector.domain.decisions import DriftDecision, DriftKind
-from loopline_drift_detector.domain.profile import NumericProfile, ReferenceProfile
+from loopline_core.profiles.reference import NumericProfile, ReferenceProfile
 from loopline_drift_detector.domain.stream import Stream
-from loopline_drift_detector.domain.values import CategoryGuard, ErrorGuard, NumberGuard
+from loopline_core.profiles.values import CategoryGuard, ErrorGuard, NumberGuard
 
 
 class ModelMonitor:

@@ -30,7 +30,7 @@ from collections import deque
 
 from loopline_drift_detector.domain.detector import Detector, Summary
 from loopline_drift_detector.domain.divergence import bernoulli_kl
-from loopline_drift_detector.domain.values import ErrorGuard
+from loopline_core.profiles.values import ErrorGuard
 
 
 class ErrorRateCUSUM(Detector):

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from river import drift
 
 from loopline_drift_detector.domain.detector import Detector, Summary
-from loopline_drift_detector.domain.values import ErrorGuard
+from loopline_core.profiles.values import ErrorGuard
 
 
 class _RiverErrors(Detector):

@@ -24,8 +24,8 @@ from typing import Any
 from river import drift
 
 from loopline_drift_detector.domain.detector import Detector, Summary
-from loopline_drift_detector.domain.profile import NumericProfile
-from loopline_drift_detector.domain.values import NumberGuard
+from loopline_core.profiles.reference import NumericProfile
+from loopline_core.profiles.values import NumberGuard
 
 
 class _RiverNumeric(Detector):

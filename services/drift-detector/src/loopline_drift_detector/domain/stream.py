@@ -17,7 +17,7 @@ from loopline_drift_detector.domain.config import MonitorConfig
 from loopline_drift_detector.domain.decisions import DriftDecision, DriftKind, EvidenceWindow, drift_id
 from loopline_drift_detector.domain.detector import Detector, Guard
 from loopline_drift_detector.domain.explain import explain
-from loopline_drift_detector.domain.profile import FeatureProfile
+from loopline_core.profiles.reference import FeatureProfile
 
 #: Times kept to date the start of an evidence window.
 TIMES_KEPT = 2000

@@ -8,7 +8,7 @@ much lower. It sees changes of shape and spread that a mean detector misses;
 it is slower on a mean shift.
 
 >>> import random
->>> from loopline_drift_detector.domain.profile import NumericProfile
+>>> from loopline_core.profiles.reference import NumericProfile
 >>> rng = random.Random(3)
 >>> reference = NumericProfile.from_values([rng.gauss(0, 1) for _ in range(5000)])
 >>> detector = WindowedKS(reference)
@@ -28,8 +28,8 @@ import numpy as np
 
 from loopline_drift_detector.domain.detector import Detector, Summary
 from loopline_drift_detector.domain.divergence import ks_critical, ks_statistic, ks_steps
-from loopline_drift_detector.domain.profile import NumericProfile
-from loopline_drift_detector.domain.values import NumberGuard
+from loopline_core.profiles.reference import NumericProfile
+from loopline_core.profiles.values import NumberGuard
 
 
 class WindowedKS(Detector):

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from loopline.common.v1 import common_pb2 as loopline_dot_common_dot_v1_dot_common__pb2
+from loopline.events.v1 import predictions_pb2 as loopline_dot_events_dot_v1_dot_predictions__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#loopline/feedback/v1/feedback.proto\x12\x14loopline.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1floopline/common/v1/common.proto\"\x98\x01\n\x15SubmitFeedbackRequest\x12\x15\n\rprediction_id\x18\x01 \x01(\t\x12(\n\x05label\x18\x02 \x01(\x0b\x32\x19.loopline.common.v1.Label\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x04 \x01(\t\">\n\x16SubmitFeedbackResponse\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"s\n\x16StreamFeedbackResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x12\n\nduplicates\x18\x02 \x01(\x03\x12\x33\n\x06\x65rrors\x18\x03 \x03(\x0b\x32#.loopline.feedback.v1.FeedbackError\"F\n\rFeedbackError\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x15\n\rprediction_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"3\n\x11GetQualityRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x97\x02\n\rQualityWindow\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12,\n\x07variant\x18\x02 \x01(\x0e\x32\x1b.loopline.common.v1.Variant\x12\x0e\n\x06window\x18\x03 \x01(\t\x12\x10\n\x08labelled\x18\x04 \x01(\x03\x12\x41\n\x07metrics\x18\x05 \x03(\x0b\x32\x30.loopline.feedback.v1.QualityWindow.MetricsEntry\x12\x16\n\x0elabel_coverage\x18\x06 \x01(\x01\x12\x1a\n\x12label_delay_p50_ms\x18\x07 \x01(\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"Y\n\x12GetQualityResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x34\n\x07windows\x18\x02 \x03(\x0b\x32#.loopline.feedback.v1.QualityWindow2\xce\x02\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12k\n\x0eSubmitFeedback\x12+.loopline.feedback.v1.SubmitFeedbackRequest\x1a,.loopline.feedback.v1.SubmitFeedbackResponse\x12m\n\x0eStreamFeedback\x12+.loopline.feedback.v1.SubmitFeedbackRequest\x1a,.loopline.feedback.v1.StreamFeedbackResponse(\x01\x12_\n\nGetQuality\x12\'.loopline.feedback.v1.GetQualityRequest\x1a(.loopline.feedback.v1.GetQualityResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#loopline/feedback/v1/feedback.proto\x12\x14loopline.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1floopline/common/v1/common.proto\x1a$loopline/events/v1/predictions.proto\"\x98\x01\n\x15SubmitFeedbackRequest\x12\x15\n\rprediction_id\x18\x01 \x01(\t\x12(\n\x05label\x18\x02 \x01(\x0b\x32\x19.loopline.common.v1.Label\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x04 \x01(\t\">\n\x16SubmitFeedbackResponse\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"s\n\x16StreamFeedbackResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x12\n\nduplicates\x18\x02 \x01(\x03\x12\x33\n\x06\x65rrors\x18\x03 \x03(\x0b\x32#.loopline.feedback.v1.FeedbackError\"F\n\rFeedbackError\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x15\n\rprediction_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"^\n\x11GetQualityRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x97\x02\n\rQualityWindow\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12,\n\x07variant\x18\x02 \x01(\x0e\x32\x1b.loopline.common.v1.Variant\x12\x0e\n\x06window\x18\x03 \x01(\t\x12\x10\n\x08labelled\x18\x04 \x01(\x03\x12\x41\n\x07metrics\x18\x05 \x03(\x0b\x32\x30.loopline.feedback.v1.QualityWindow.MetricsEntry\x12\x16\n\x0elabel_coverage\x18\x06 \x01(\x01\x12\x1a\n\x12label_delay_p50_ms\x18\x07 \x01(\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"Y\n\x12GetQualityResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x34\n\x07windows\x18\x02 \x03(\x0b\x32#.loopline.feedback.v1.QualityWindow\"\xb3\x01\n\x14\x45xportLabeledRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x16\n\x0einclude_shadow\x18\x06 \x01(\x08\"O\n\x15\x45xportLabeledResponse\x12\x36\n\x07records\x18\x01 \x03(\x0b\x32%.loopline.events.v1.LabeledPrediction2\xba\x03\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12k\n\x0eSubmitFeedback\x12+.loopline.feedback.v1.SubmitFeedbackRequest\x1a,.loopline.feedback.v1.SubmitFeedbackResponse\x12m\n\x0eStreamFeedback\x12+.loopline.feedback.v1.SubmitFeedbackRequest\x1a,.loopline.feedback.v1.StreamFeedbackResponse(\x01\x12_\n\nGetQuality\x12\'.loopline.feedback.v1.GetQualityRequest\x1a(.loopline.feedback.v1.GetQualityResponse\x12j\n\rExportLabeled\x12*.loopline.feedback.v1.ExportLabeledRequest\x1a+.loopline.feedback.v1.ExportLabeledResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,22 +36,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_QUALITYWINDOW_METRICSENTRY']._loaded_options = None
   _globals['_QUALITYWINDOW_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=128
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=280
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=282
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=344
-  _globals['_STREAMFEEDBACKRESPONSE']._serialized_start=346
-  _globals['_STREAMFEEDBACKRESPONSE']._serialized_end=461
-  _globals['_FEEDBACKERROR']._serialized_start=463
-  _globals['_FEEDBACKERROR']._serialized_end=533
-  _globals['_GETQUALITYREQUEST']._serialized_start=535
-  _globals['_GETQUALITYREQUEST']._serialized_end=586
-  _globals['_QUALITYWINDOW']._serialized_start=589
-  _globals['_QUALITYWINDOW']._serialized_end=868
-  _globals['_QUALITYWINDOW_METRICSENTRY']._serialized_start=822
-  _globals['_QUALITYWINDOW_METRICSENTRY']._serialized_end=868
-  _globals['_GETQUALITYRESPONSE']._serialized_start=870
-  _globals['_GETQUALITYRESPONSE']._serialized_end=959
-  _globals['_FEEDBACKSERVICE']._serialized_start=962
-  _globals['_FEEDBACKSERVICE']._serialized_end=1296
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=166
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=318
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=320
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=382
+  _globals['_STREAMFEEDBACKRESPONSE']._serialized_start=384
+  _globals['_STREAMFEEDBACKRESPONSE']._serialized_end=499
+  _globals['_FEEDBACKERROR']._serialized_start=501
+  _globals['_FEEDBACKERROR']._serialized_end=571
+  _globals['_GETQUALITYREQUEST']._serialized_start=573
+  _globals['_GETQUALITYREQUEST']._serialized_end=667
+  _globals['_QUALITYWINDOW']._serialized_start=670
+  _globals['_QUALITYWINDOW']._serialized_end=949
+  _globals['_QUALITYWINDOW_METRICSENTRY']._serialized_start=903
+  _globals['_QUALITYWINDOW_METRICSENTRY']._serialized_end=949
+  _globals['_GETQUALITYRESPONSE']._serialized_start=951
+  _globals['_GETQUALITYRESPONSE']._serialized_end=1040
+  _globals['_EXPORTLABELEDREQUEST']._serialized_start=1043
+  _globals['_EXPORTLABELEDREQUEST']._serialized_end=1222
+  _globals['_EXPORTLABELEDRESPONSE']._serialized_start=1224
+  _globals['_EXPORTLABELEDRESPONSE']._serialized_end=1303
+  _globals['_FEEDBACKSERVICE']._serialized_start=1306
+  _globals['_FEEDBACKSERVICE']._serialized_end=1748
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from loopline.common.v1 import common_pb2 as _common_pb2
+from loopline.events.v1 import predictions_pb2 as _predictions_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -51,12 +52,14 @@ class FeedbackError(_message.Message):
     def __init__(self, index: _Optional[int] = ..., prediction_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class GetQualityRequest(_message.Message):
-    __slots__ = ("model", "version")
+    __slots__ = ("model", "version", "since")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class QualityWindow(_message.Message):
     __slots__ = ("version", "variant", "window", "labelled", "metrics", "label_coverage", "label_delay_p50_ms")
@@ -90,3 +93,25 @@ class GetQualityResponse(_message.Message):
     model: str
     windows: _containers.RepeatedCompositeFieldContainer[QualityWindow]
     def __init__(self, model: _Optional[str] = ..., windows: _Optional[_Iterable[_Union[QualityWindow, _Mapping]]] = ...) -> None: ...
+
+class ExportLabeledRequest(_message.Message):
+    __slots__ = ("model", "version", "since", "until", "limit", "include_shadow")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_SHADOW_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    limit: int
+    include_shadow: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., include_shadow: _Optional[bool] = ...) -> None: ...
+
+class ExportLabeledResponse(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_predictions_pb2.LabeledPrediction]
+    def __init__(self, records: _Optional[_Iterable[_Union[_predictions_pb2.LabeledPrediction, _Mapping]]] = ...) -> None: ...

@@ -49,6 +49,11 @@ class FeedbackServiceStub:
                 request_serializer=loopline_dot_feedback_dot_v1_dot_feedback__pb2.GetQualityRequest.SerializeToString,
                 response_deserializer=loopline_dot_feedback_dot_v1_dot_feedback__pb2.GetQualityResponse.FromString,
                 _registered_method=True)
+        self.ExportLabeled = channel.unary_stream(
+                '/loopline.feedback.v1.FeedbackService/ExportLabeled',
+                request_serializer=loopline_dot_feedback_dot_v1_dot_feedback__pb2.ExportLabeledRequest.SerializeToString,
+                response_deserializer=loopline_dot_feedback_dot_v1_dot_feedback__pb2.ExportLabeledResponse.FromString,
+                _registered_method=True)
 
 
 class FeedbackServiceServicer:
@@ -72,6 +77,14 @@ class FeedbackServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportLabeled(self, request, context):
+        """Joined records from the feedback store, oldest first: the trainer builds
+        its dataset snapshots from this (no service reads another's database).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedbackServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +102,11 @@ def add_FeedbackServiceServicer_to_server(servicer, server):
                     servicer.GetQuality,
                     request_deserializer=loopline_dot_feedback_dot_v1_dot_feedback__pb2.GetQualityRequest.FromString,
                     response_serializer=loopline_dot_feedback_dot_v1_dot_feedback__pb2.GetQualityResponse.SerializeToString,
+            ),
+            'ExportLabeled': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportLabeled,
+                    request_deserializer=loopline_dot_feedback_dot_v1_dot_feedback__pb2.ExportLabeledRequest.FromString,
+                    response_serializer=loopline_dot_feedback_dot_v1_dot_feedback__pb2.ExportLabeledResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +190,33 @@ class FeedbackService:
             '/loopline.feedback.v1.FeedbackService/GetQuality',
             loopline_dot_feedback_dot_v1_dot_feedback__pb2.GetQualityRequest.SerializeToString,
             loopline_dot_feedback_dot_v1_dot_feedback__pb2.GetQualityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportLabeled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/loopline.feedback.v1.FeedbackService/ExportLabeled',
+            loopline_dot_feedback_dot_v1_dot_feedback__pb2.ExportLabeledRequest.SerializeToString,
+            loopline_dot_feedback_dot_v1_dot_feedback__pb2.ExportLabeledResponse.FromString,
             options,
             channel_credentials,
             insecure,

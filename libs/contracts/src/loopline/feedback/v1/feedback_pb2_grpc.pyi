@@ -34,6 +34,10 @@ class FeedbackServiceStub:
     SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_feedback_pb2.SubmitFeedbackRequest, _feedback_pb2.SubmitFeedbackResponse]
     StreamFeedback: _grpc.StreamUnaryMultiCallable[_feedback_pb2.SubmitFeedbackRequest, _feedback_pb2.StreamFeedbackResponse]
     GetQuality: _grpc.UnaryUnaryMultiCallable[_feedback_pb2.GetQualityRequest, _feedback_pb2.GetQualityResponse]
+    ExportLabeled: _grpc.UnaryStreamMultiCallable[_feedback_pb2.ExportLabeledRequest, _feedback_pb2.ExportLabeledResponse]
+    """Joined records from the feedback store, oldest first: the trainer builds
+    its dataset snapshots from this (no service reads another's database).
+    """
 
 @_typing.type_check_only
 class FeedbackServiceAsyncStub(FeedbackServiceStub):
@@ -41,6 +45,10 @@ class FeedbackServiceAsyncStub(FeedbackServiceStub):
     SubmitFeedback: _aio.UnaryUnaryMultiCallable[_feedback_pb2.SubmitFeedbackRequest, _feedback_pb2.SubmitFeedbackResponse]  # type: ignore[assignment]
     StreamFeedback: _aio.StreamUnaryMultiCallable[_feedback_pb2.SubmitFeedbackRequest, _feedback_pb2.StreamFeedbackResponse]  # type: ignore[assignment]
     GetQuality: _aio.UnaryUnaryMultiCallable[_feedback_pb2.GetQualityRequest, _feedback_pb2.GetQualityResponse]  # type: ignore[assignment]
+    ExportLabeled: _aio.UnaryStreamMultiCallable[_feedback_pb2.ExportLabeledRequest, _feedback_pb2.ExportLabeledResponse]  # type: ignore[assignment]
+    """Joined records from the feedback store, oldest first: the trainer builds
+    its dataset snapshots from this (no service reads another's database).
+    """
 
 class FeedbackServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -63,5 +71,15 @@ class FeedbackServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _feedback_pb2.GetQualityRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_feedback_pb2.GetQualityResponse, _abc.Awaitable[_feedback_pb2.GetQualityResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ExportLabeled(
+        self,
+        request: _feedback_pb2.ExportLabeledRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_feedback_pb2.ExportLabeledResponse], _abc.AsyncIterator[_feedback_pb2.ExportLabeledResponse]]:
+        """Joined records from the feedback store, oldest first: the trainer builds
+        its dataset snapshots from this (no service reads another's database).
+        """
 
 def add_FeedbackServiceServicer_to_server(servicer: FeedbackServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

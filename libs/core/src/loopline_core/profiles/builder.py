@@ -22,13 +22,13 @@ from typing import Any, Literal
 import numpy as np
 from loopline_core.errors import InvalidArgument
 
-from loopline_drift_detector.domain.profile import (
+from loopline_core.profiles.reference import (
     CategoricalProfile,
     FeatureProfile,
     NumericProfile,
     ReferenceProfile,
 )
-from loopline_drift_detector.domain.values import CategoryGuard, NumberGuard
+from loopline_core.profiles.values import CategoryGuard, NumberGuard
 
 
 @dataclass(frozen=True)
