@@ -47,6 +47,8 @@ class ServiceEndpoints(BaseModel):
     registry: str = "127.0.0.1:9081"
     trainer: str = "127.0.0.1:9084"
     feedback_collector: str = "127.0.0.1:9082"
+    #: Bearer key this service presents to the registry (``authorization: Bearer <key>``).
+    registry_api_key: str = ""
 
 
 class ServiceSettings(BaseSettings):
