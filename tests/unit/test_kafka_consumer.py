@@ -364,3 +364,91 @@ def test_a_topic_without_a_dead_letter_topic_is_refused(harness: Harness) -> Non
 
 def test_derived_ids_make_re_emitted_events_identical() -> None:
     assert derive_event_id("e-a", "labeled") == derive_event_id("e-a", "labeled")
+
+
+# Batch mode: one call per polled partition batch, poison records isolated.
+
+async def publish_same_key(harness: Harness, *ids: str, key: str = "k") -> None:
+    await harness.producer.start()
+    await harness.producer.send_batch(PREDICTIONS, [
+        Outgoing(key, PredictionLogged(prediction_id=pid), event_id=f"e-{pid}") for pid in ids])
+
+
+def batch_consumer(harness: Harness, batch_handler: Callable[[list[Delivery]], Awaitable[None]]) -> EventConsumer:
+    return EventConsumer(harness.settings, group_id=GROUP, topics=[PREDICTIONS], types=EventTypes(PredictionLogged),
+                         batch_handler=batch_handler, dead_letters=harness.producer,
+                         driver=harness.broker.consumer(PREDICTIONS, group_id=GROUP))
+
+
+async def test_a_batch_handler_gets_a_partition_batch_in_offset_order_then_it_is_committed(harness: Harness) -> None:
+    await publish_same_key(harness, "a", "b", "c", "d")
+    calls: list[list[str]] = []
+
+    async def handle(batch: list[Delivery]) -> None:
+        calls.append([d.event.data.prediction_id for d in batch])
+        assert [d.offset for d in batch] == sorted(d.offset for d in batch)
+        assert all(dict(d.headers)["ce_id"] == d.event.id.encode() for d in batch)
+
+    consumer = batch_consumer(harness, handle)
+    await run_until(consumer, lambda: harness.committed() == 4)
+    assert calls == [["a", "b", "c", "d"]]
+    assert consumer.stats.handled == 4
+
+
+async def test_an_undecodable_record_in_a_batch_is_dead_lettered_and_the_rest_handled_together(
+        harness: Harness) -> None:
+    await publish_same_key(harness, "a")
+    driver = harness.broker.producer()
+    await (await driver.send(PREDICTIONS, value=b"junk", key=b"k", headers=[("ce_specversion", b"1.0")]))
+    await publish_same_key(harness, "b")
+    calls: list[list[str]] = []
+
+    async def handle(batch: list[Delivery]) -> None:
+        calls.append([d.event.data.prediction_id for d in batch])
+
+    consumer = batch_consumer(harness, handle)
+    await run_until(consumer, lambda: harness.committed() == 3)
+    assert calls == [["a", "b"]]
+    assert [r.value for r in harness.broker.records(DLQ)] == [b"junk"]
+
+
+async def test_a_poison_record_fails_its_batch_and_is_isolated_one_record_at_a_time(harness: Harness) -> None:
+    await publish_same_key(harness, "a", "bad", "c")
+    applied: list[str] = []
+    sizes: list[int] = []
+
+    async def handle(batch: list[Delivery]) -> None:
+        sizes.append(len(batch))
+        if any(d.event.data.prediction_id == "bad" for d in batch):
+            raise InvalidArgument("prediction 'bad' is not acceptable", field="prediction_id")
+        applied.extend(d.event.data.prediction_id for d in batch)
+
+    consumer = batch_consumer(harness, handle)
+    await run_until(consumer, lambda: harness.committed() == 3)
+    assert applied == ["a", "c"]
+    assert sizes == [3, 1, 1, 1]
+    [dead] = harness.broker.records(DLQ)
+    assert dict(dead.headers)["dlq_reason"] == b"prediction_id: prediction 'bad' is not acceptable"
+    assert (consumer.stats.handled, consumer.stats.dead_lettered) == (2, 1)
+
+
+async def test_a_retryable_batch_failure_retries_the_whole_batch(harness: Harness) -> None:
+    await publish_same_key(harness, "a", "b")
+    attempts = 0
+
+    async def handle(batch: list[Delivery]) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise Unavailable("database is restarting")
+
+    consumer = batch_consumer(harness, handle)
+    await run_until(consumer, lambda: harness.committed() == 2)
+    assert attempts == 3 and consumer.stats.retried == 2
+    assert harness.broker.records(DLQ) == []
+
+
+def test_exactly_one_kind_of_handler_is_required(harness: Harness) -> None:
+    with pytest.raises(InvalidArgument, match="exactly one of handler and batch_handler"):
+        EventConsumer(harness.settings, group_id=GROUP, topics=[PREDICTIONS], types=EventTypes(PredictionLogged),
+                      dead_letters=harness.producer)

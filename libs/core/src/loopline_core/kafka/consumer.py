@@ -16,6 +16,12 @@ For each record, in order per partition:
   the loop goes on. If the dead-letter topic cannot be written, that is retried
   until it can (the record is never dropped).
 
+Batch mode (``batch_handler=``): the decoded records of each polled partition
+batch go to the handler in one call, inside one ``process <topic>`` span linked
+to the records' traces. A retryable error retries the whole batch; any other
+error falls back to one record at a time (each as a one-element batch) so that
+only the poison record is dead-lettered. Offsets are committed after the batch.
+
 ``stop()`` or cancelling ``run()`` is a graceful stop: the record in hand is
 finished (a retry wait is cut short and the record left for redelivery), what is
 done is committed, and the consumer leaves its group.
@@ -36,7 +42,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from loopline_core.errors import InvalidArgument, LooplineError
 from loopline_core.kafka.cloudevents import EventTypes
 from loopline_core.kafka.driver_errors import translated_kafka_errors
-from loopline_core.kafka.handlers import Handler
+from loopline_core.kafka.handlers import BatchHandler, Delivery, Handler
 from loopline_core.kafka.processing import RecordProcessor
 from loopline_core.kafka.producer import EventProducer
 from loopline_core.kafka.retry import Backoff
@@ -72,6 +78,13 @@ def kafka_consumer(settings: KafkaSettings, topics: Sequence[str], group_id: str
     )
 
 
+def _one_at_a_time(batch_handler: BatchHandler) -> Handler:
+    async def handle(delivery: Delivery) -> None:
+        await batch_handler([delivery])
+
+    return handle
+
+
 def _check_dead_letter_topics(topics: Sequence[str]) -> None:
     without = {spec.name for spec in CATALOGUE if not spec.dead_letter}
     if bad := sorted(without.intersection(topics)):
@@ -82,10 +95,19 @@ class EventConsumer:
     """Consumes ``topics`` as ``group_id``; run it as a service background loop."""
 
     def __init__(self, settings: KafkaSettings, *, group_id: str, topics: Sequence[str], types: EventTypes,
-                 handler: Handler, dead_letters: EventProducer, driver: ConsumerDriver | None = None,
+                 dead_letters: EventProducer, handler: Handler | None = None,
+                 batch_handler: BatchHandler | None = None, driver: ConsumerDriver | None = None,
                  max_records: int = 100, stop_grace_s: float = 30.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """Exactly one of ``handler`` (one record at a time) and ``batch_handler``
+        (each polled partition batch at once; see ``RecordProcessor.process_batch``)."""
         _check_dead_letter_topics(topics)
+        if (handler is None) == (batch_handler is None):
+            raise InvalidArgument("give exactly one of handler and batch_handler", field="handler")
+        self._batch_handler = batch_handler
+        if batch_handler is not None:
+            handler = _one_at_a_time(batch_handler)
+        assert handler is not None
         self.group_id = group_id
         self.topics = list(topics)
         self.stats = ConsumerStats()
@@ -114,6 +136,10 @@ class EventConsumer:
         try:
             while not self._stopping.is_set():
                 for records in (await self._poll(driver)).values():
+                    if self._batch_handler is not None:
+                        if self._stopping.is_set() or not await self._finish_batch(records, self._batch_handler):
+                            break
+                        continue
                     for record in records:
                         if self._stopping.is_set() or not await self._finish(record):
                             break
@@ -160,6 +186,29 @@ class EventConsumer:
         if done:
             self._pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
         return done
+
+    async def _finish_batch(self, records: list[ConsumerRecord], batch_handler: BatchHandler) -> bool:
+        """Like ``_finish`` for a partition batch; True when all of it is done."""
+        task = asyncio.ensure_future(self._processor.process_batch(records, batch_handler))
+        try:
+            done = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._stopping.set()
+            try:
+                await asyncio.wait({task}, timeout=self._stop_grace_s)
+            finally:
+                if not task.done():
+                    task.cancel()
+            if task.done() and not task.cancelled() and task.exception() is None:
+                self._mark_done(records, task.result())
+            raise
+        self._mark_done(records, done)
+        return done == len(records)
+
+    def _mark_done(self, records: list[ConsumerRecord], done: int) -> None:
+        if done:
+            last = records[done - 1]
+            self._pending[TopicPartition(last.topic, last.partition)] = last.offset + 1
 
     async def _commit(self, driver: ConsumerDriver) -> None:
         if not self._pending:

@@ -22,9 +22,13 @@ class Delivery(Generic[M]):
     offset: int
     key: str | None
     event: CloudEvent[M]
+    #: The record's headers as received (trace context: ``tracing.context_of``).
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 Handler = Callable[[Delivery[Message]], Awaitable[None]]
+#: Receives the decoded records of one polled partition batch, in offset order.
+BatchHandler = Callable[[list[Delivery[Message]]], Awaitable[None]]
 
 
 class EventRouter:

@@ -1,4 +1,5 @@
-"""One record, start to finish: decode, handle, retry, or dead-letter (see ``consumer``)."""
+"""One record, or one partition batch, start to finish: decode, handle, retry, or
+dead-letter (see ``consumer``)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from opentelemetry.trace import Span, Status, StatusCode
 from loopline_core.errors import LooplineError
 from loopline_core.kafka.cloudevents import EventTypes, decode
 from loopline_core.kafka.dead_letter import Failure, dead_letter_headers, error_type
-from loopline_core.kafka.handlers import Delivery, Handler
+from loopline_core.kafka.handlers import BatchHandler, Delivery, Handler
 from loopline_core.kafka.producer import EventProducer
 from loopline_core.kafka.retry import Backoff, is_retryable
 from loopline_core.kafka.topics import dead_letter_topic
-from loopline_core.kafka.tracing import process_span
+from loopline_core.kafka.tracing import process_batch_span, process_span
 
 if TYPE_CHECKING:
     from loopline_core.kafka.consumer import ConsumerStats
@@ -66,12 +67,67 @@ class RecordProcessor:
                     self.stats.handled += 1
                     return True
 
+    async def process_batch(self, records: list[ConsumerRecord[bytes, bytes]], batch_handler: BatchHandler) -> int:
+        """Handle one partition's polled records together; returns how many of them,
+        from the start, are done (handled or dead-lettered).
+
+        Undecodable records are dead-lettered first. A retryable failure retries the
+        whole batch; any other failure (or too many retries) falls back to one record
+        at a time through ``process``, so that only the poison record is dead-lettered.
+        """
+        deliveries: list[Delivery] = []
+        for record in records:
+            headers = list(record.headers or ())
+            try:
+                deliveries.append(self._delivery(record, headers))
+            except Exception as exc:  # noqa: BLE001 - an undecodable record is dead-lettered
+                if not await self._dead_letter(record, headers, exc, 1):
+                    return 0
+        if not deliveries:
+            return len(records)
+        first = deliveries[0]
+        with process_batch_span(first.topic, [d.headers for d in deliveries], group_id=self.group_id,
+                                partition=first.partition, first_offset=first.offset,
+                                last_offset=deliveries[-1].offset) as span:
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    await batch_handler(deliveries)
+                except Exception as exc:  # noqa: BLE001 - retried, or isolated record by record
+                    span.record_exception(exc)
+                    if not (is_retryable(exc) and attempts <= self.max_retries):
+                        span.set_status(Status(StatusCode.ERROR, f"isolating: {error_type(exc)}"))
+                        log.warning("%s[%d]@%d..%d: batch of %d failed (%s: %s); handling it one record at a time",
+                                    first.topic, first.partition, first.offset, deliveries[-1].offset,
+                                    len(deliveries), error_type(exc), exc)
+                        break
+                    delay = self.backoff.delay(attempts)
+                    log.warning("%s[%d]@%d..%d: retryable batch failure (%s), retry %d/%d in %.2fs", first.topic,
+                                first.partition, first.offset, deliveries[-1].offset, exc, attempts,
+                                self.max_retries, delay)
+                    self.stats.retried += 1
+                    if not await self._pause(delay):
+                        return 0
+                else:
+                    self.stats.handled += len(deliveries)
+                    return len(records)
+        decoded = {d.offset for d in deliveries}
+        for done, record in enumerate(records):
+            if record.offset in decoded and not await self.process(record):
+                return done
+        return len(records)
+
+    def _delivery(self, record: ConsumerRecord[bytes, bytes], headers: list[tuple[str, bytes]]) -> Delivery:
+        event = decode(record.value, headers, self.types)
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        return Delivery(record.topic, record.partition, record.offset, key, event, tuple(headers))
+
     async def _handle(self, record: ConsumerRecord[bytes, bytes], headers: list[tuple[str, bytes]],
                       span: Span) -> None:
-        event = decode(record.value, headers, self.types)
-        span.set_attribute("messaging.message.id", event.id)
-        key = record.key.decode("utf-8", "replace") if record.key is not None else None
-        await self.handler(Delivery(record.topic, record.partition, record.offset, key, event))
+        delivery = self._delivery(record, headers)
+        span.set_attribute("messaging.message.id", delivery.event.id)
+        await self.handler(delivery)
 
     async def _pause(self, seconds: float) -> bool:
         """Wait, unless a stop comes first; True when it is still worth going on."""

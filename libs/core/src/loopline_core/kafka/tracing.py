@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
 
 TRACER_NAME = "loopline_core.kafka"
 
@@ -64,6 +65,47 @@ def process_span(topic: str, headers: Sequence[tuple[str, bytes]], *, group_id: 
     }
     with _tracer().start_as_current_span(
         f"process {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes,
+        record_exception=False, set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+def context_of(headers: Sequence[tuple[str, bytes]]) -> otel_context.Context:
+    """The trace context a record carries, to continue or link to its trace."""
+    return propagate.extract(_carrier(headers))
+
+
+#: A batch span links to at most this many of its records' traces.
+MAX_BATCH_LINKS = 64
+
+
+@contextmanager
+def process_batch_span(topic: str, headers_of_records: Sequence[Sequence[tuple[str, bytes]]], *, group_id: str,
+                       partition: int, first_offset: int, last_offset: int) -> Iterator[Span]:
+    """Open ``process <topic>`` for a batch: a new trace linked to its records' traces.
+
+    A one-record batch is a plain child of its record's trace, as with ``process_span``.
+    """
+    if len(headers_of_records) == 1:
+        with process_span(topic, headers_of_records[0], group_id=group_id, partition=partition,
+                          offset=first_offset) as span:
+            yield span
+        return
+    links = []
+    for headers in headers_of_records[:MAX_BATCH_LINKS]:
+        span_context = trace.get_current_span(context_of(headers)).get_span_context()
+        if span_context.is_valid:
+            links.append(Link(span_context))
+    attributes: dict[str, str | int] = {
+        **_base_attributes(topic, "process"),
+        "messaging.consumer.group.name": group_id,
+        "messaging.destination.partition.id": str(partition),
+        "messaging.batch.message_count": len(headers_of_records),
+        "messaging.kafka.offset": first_offset,
+        "loopline.kafka.last_offset": last_offset,
+    }
+    with _tracer().start_as_current_span(
+        f"process {topic}", kind=SpanKind.CONSUMER, attributes=attributes, links=links,
         record_exception=False, set_status_on_exception=False,
     ) as span:
         yield span
