@@ -110,3 +110,26 @@ def test_one_port_for_two_parts_is_refused(tmp_path: Path) -> None:
 def test_unknown_part_names_are_listed(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="unknown part zookeeper"):
         Stack(StackConfig.for_tests(tmp_path)).select("kafka,zookeeper")
+
+
+def test_every_service_gets_its_own_registry_key_and_the_registry_knows_them_all(tmp_path: Path) -> None:
+    import json
+    import stat
+
+    from loopline_cli.stack.secrets import admin_key_file
+
+    config = StackConfig.for_tests(tmp_path)
+    envs = {spec.name: service_env(config, spec) for spec in SERVICES}
+    provisioned = json.loads(envs["registry"]["LOOPLINE_AUTH__KEYS"])
+    assert provisioned["trainer"]["role"] == "trainer"
+    assert provisioned["serving-gateway"]["role"] == "reader"
+    assert provisioned["admin"]["role"] == "admin"
+    for name, env in envs.items():
+        if name != "registry":
+            assert env["LOOPLINE_ENDPOINTS__REGISTRY_API_KEY"] == provisioned[name]["secret"]
+    assert len({entry["secret"] for entry in provisioned.values()}) == len(provisioned)
+    admin = admin_key_file(tmp_path)
+    assert admin.read_text().strip() == provisioned["admin"]["secret"]
+    assert stat.S_IMODE(admin.stat().st_mode) == 0o600
+    # A second start keeps the same keys (services restarted alone still match the registry).
+    assert json.loads(service_env(config, SERVICES[0])["LOOPLINE_AUTH__KEYS"]) == provisioned

@@ -11,6 +11,7 @@ from loopline_cli.stack.config import StackConfig
 from loopline_cli.stack.errors import PrerequisiteMissing
 from loopline_cli.stack.ports import HOST
 from loopline_cli.stack.readiness import http_ok
+from loopline_cli.stack.secrets import ensure_keys, registry_auth_keys
 from loopline_cli.stack.supervisor import Launch
 
 
@@ -40,7 +41,12 @@ def service_env(config: StackConfig, spec: ServiceSpec) -> dict[str, str]:
     def grpc_of(name: str) -> str:
         return f"{HOST}:{config.port(name + '-grpc')}"
 
-    return {
+    keys = ensure_keys(config.run_dir)
+    if spec.name == "registry":
+        auth = {"LOOPLINE_AUTH__KEYS": registry_auth_keys(keys)}
+    else:
+        auth = {"LOOPLINE_ENDPOINTS__REGISTRY_API_KEY": keys.get(spec.name, "")}
+    return auth | {
         "LOOPLINE_SERVICE_NAME": spec.name,
         "OTEL_SERVICE_NAME": spec.name,
         "LOOPLINE_HTTP_PORT": str(config.port(f"{spec.name}-http")),
