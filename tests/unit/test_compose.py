@@ -22,7 +22,7 @@ SERVICES: dict[str, tuple[int, int | None]] = {
     "drift-detector": (8083, None),
     "trainer": (8084, 9084),
 }
-INFRA = {"kafka", "kafka-topics-init", "postgres", "triton", "otel-collector", "jaeger", "minio"}
+INFRA = {"kafka", "kafka-topics-init", "postgres", "triton", "otel-collector", "jaeger", "minio", "minio-bucket-init"}
 SHARED_ENV = {
     "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": "kafka:9092",
     "LOOPLINE_TRITON__HTTP_URL": "triton:8000",
@@ -124,6 +124,21 @@ def test_loopline_service_is_built_configured_and_health_checked(
 
     probe = " ".join(service["healthcheck"]["test"])
     assert f"127.0.0.1:{http}/readyz" in probe
+
+
+def test_the_registry_keeps_artifacts_in_a_bucket_that_minio_init_creates(services: dict[str, dict[str, Any]]) -> None:
+    minio, init, registry = services["minio"], services["minio-bucket-init"], services["registry"]
+    env = registry["environment"]
+    assert env["LOOPLINE_ARTIFACTS__BACKEND"] == "s3"
+    assert env["LOOPLINE_ARTIFACTS__ENDPOINT_URL"] == "http://minio:9000"
+    assert "9000:9000" in _published(minio)
+    assert env["LOOPLINE_ARTIFACTS__BUCKET"] == init["environment"]["BUCKET"]
+    assert f'"loopline/$$BUCKET"' in init["command"][0] and "--ignore-existing" in init["command"][0]
+    assert env["LOOPLINE_ARTIFACTS__ACCESS_KEY_ID"] == minio["environment"]["MINIO_ROOT_USER"]
+    assert env["LOOPLINE_ARTIFACTS__SECRET_ACCESS_KEY"] == minio["environment"]["MINIO_ROOT_PASSWORD"]
+    assert init["image"] == minio["image"], "the init step uses the mc client shipped in the MinIO image"
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert registry["depends_on"]["minio-bucket-init"]["condition"] == "service_completed_successfully"
 
 
 def test_endpoints_point_at_the_services_grpc_ports() -> None:

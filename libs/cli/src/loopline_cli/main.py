@@ -14,13 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from loopline_cli import demo
+from loopline_cli import demo, trace
 from loopline_cli.stack import cli as stack_cli
 from loopline_registry import cli as models_cli
 
 COMMAND_GROUPS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: ignore[type-arg]
     stack_cli.register,
     demo.register,
+    trace.register,
     models_cli.register_cli,
 )
 

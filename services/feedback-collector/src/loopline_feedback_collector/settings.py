@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from loopline_core.settings import ServiceSettings
+
+
+class JoinSettings(BaseModel):
+    #: Unmatched predictions and labels expire this long after they arrived.
+    window_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    #: How often the expiry sweep runs.
+    expiry_interval_s: float = Field(default=60.0, gt=0)
+    group_id: str = "feedback-collector"
+    #: Records per polled batch (one PostgreSQL transaction each).
+    max_records: int = Field(default=3000, ge=1)
 
 
 class FeedbackSettings(ServiceSettings):
     service_name: str = "feedback-collector"
     http_port: int = 8082
     grpc_port: int = 9082
+    postgres_schema: str = "feedback"
+    join: JoinSettings = JoinSettings()
+    #: Largest label batch accepted by one REST or gRPC call.
+    max_batch: int = Field(default=1000, ge=1)

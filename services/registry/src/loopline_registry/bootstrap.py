@@ -30,6 +30,8 @@ from loopline_registry.domain.auth import Role
 from loopline_registry.domain.model import GatePolicy
 from loopline_registry.entrypoints.grpc.servicer import SERVICE_NAME, registration
 from loopline_registry.entrypoints.http.router import router
+from loopline_registry.rollout.controller import QualitySource
+from loopline_registry.rollout.wiring import rollout_background
 from loopline_registry.service.auth import seed_api_keys
 from loopline_registry.service.deps import Deps
 from loopline_registry.service.handlers import Handlers, bind
@@ -66,7 +68,7 @@ def _storage(settings: RegistrySettings, wake: Callable[[], None]) -> tuple[
 
 def wire(settings: RegistrySettings, *, uow: UnitOfWorkFactory | None = None, outbox: OutboxSource | None = None,
          artifacts: ArtifactStore | None = None, publisher: Publisher | None = None, clock: Clock | None = None,
-         new_id: IdGenerator | None = None) -> Registry:
+         new_id: IdGenerator | None = None, quality: QualitySource | None = None) -> Registry:
     relays: list[OutboxRelay] = []
 
     def wake() -> None:
@@ -94,6 +96,8 @@ def wire(settings: RegistrySettings, *, uow: UnitOfWorkFactory | None = None, ou
         relays.append(OutboxRelay(outbox, publisher, batch_size=settings.relay.batch_size,
                                   poll_s=settings.relay.poll_s))
         background.append(Background("outbox-relay", relays[0].run))
+    if settings.rollout.enabled:
+        background.append(rollout_background(settings, deps, quality))
     return Registry(bind(deps), outbox, relays[0] if relays else None, components, background)
 
 

@@ -45,6 +45,24 @@ class RelaySettings(BaseModel):
     poll_s: float = Field(default=0.5, gt=0)
 
 
+class RolloutSettings(BaseModel):
+    """The rollout controller (docs/rollout.md): canary steps and the non-inferiority test."""
+
+    enabled: bool = True
+    poll_s: float = Field(default=2.0, gt=0)
+    steps: list[float] = [0.1, 0.25, 0.5, 1.0]
+    #: Labelled predictions needed on each side before a step is judged.
+    min_samples: int = Field(default=100, ge=2)
+    #: One-sided significance level of both tests (non-inferiority, worse).
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    #: Accuracy points (or relative MAE) the canary may lose and still count as non-inferior.
+    margin: float = Field(default=0.02, ge=0, lt=1)
+    step_timeout_s: float = Field(default=600.0, gt=0)
+    #: "canary" or "shadow": how candidates are evaluated unless listed in shadow_models.
+    mode: Literal["canary", "shadow"] = "canary"
+    shadow_models: list[str] = []
+
+
 class RegistrySettings(ServiceSettings):
     service_name: str = "registry"
     http_port: int = 8081
@@ -57,3 +75,4 @@ class RegistrySettings(ServiceSettings):
     gate: GateSettings = GateSettings()
     auth: AuthSettings = AuthSettings()
     relay: RelaySettings = RelaySettings()
+    rollout: RolloutSettings = RolloutSettings()

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
-from loopline_core.logs import setup_logging
 from loopline_core.settings import load
-from loopline_core.telemetry import setup_tracing
 
-from loopline_serving_gateway.bootstrap import build
 from loopline_serving_gateway.settings import GatewaySettings
+from loopline_serving_gateway.workers import serve_all
 
 
 def main() -> None:
-    settings = load(GatewaySettings)
-    setup_logging(settings.service_name)
-    setup_tracing(settings.service_name, settings.telemetry)
-    sys.exit(asyncio.run(build(settings).run()))
+    sys.exit(serve_all(load(GatewaySettings)))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,113 @@
 
 from __future__ import annotations
 
-from loopline_core.components import GrpcPeer
-from loopline_core.servers.assemble import assemble
-from loopline_core.servers.host import ServiceHost
+import asyncio
+import contextlib
+from collections import Counter
+from dataclasses import dataclass
 
-from loopline_serving_gateway.adapters.triton import TritonConnection
+from loopline_core.components import GrpcPeer
+from loopline_core.kafka.producer import EventProducer
+from loopline_core.servers.assemble import assemble
+from loopline_core.servers.host import Background, Component, ServiceHost
+
+from loopline_serving_gateway.adapters.registry import GrpcRegistry, RegistryPort
+from loopline_serving_gateway.adapters.triton import TritonGrpc
+from loopline_serving_gateway.domain.routing import RoutingTable
+from loopline_serving_gateway.entrypoints.events import FromLatest, model_events_consumer
+from loopline_serving_gateway.entrypoints.grpc_v2 import InferenceServer, InferenceServicer
+from loopline_serving_gateway.entrypoints.rest_v2 import v2_router
+from loopline_serving_gateway.handlers.auth import Gatekeeper
+from loopline_serving_gateway.handlers.inference import Inference
+from loopline_serving_gateway.handlers.models import ModelCatalog
+from loopline_serving_gateway.handlers.prediction_log import PredictionLog
+from loopline_serving_gateway.handlers.reconciler import Reconciler
+from loopline_serving_gateway.metrics import GatewayMetrics
 from loopline_serving_gateway.settings import GatewaySettings
 
 
-def build(settings: GatewaySettings) -> ServiceHost:
-    triton = TritonConnection(settings.triton.http_url)
-    registry = GrpcPeer("registry", settings.endpoints.registry)
-    return assemble(settings, components=[triton.component(), registry.component()])
+@dataclass
+class Gateway:
+    """The wired service; tests reach its parts (table, log, metrics, ports) through it."""
+
+    host: ServiceHost
+    table: RoutingTable
+    reconciler: Reconciler
+    prediction_log: PredictionLog | None
+    metrics: GatewayMetrics
+    grpc_server: InferenceServer
+    catalog: ModelCatalog
+    model_events: FromLatest | None
+
+    async def run(self) -> int:
+        return await self.host.run()
+
+
+def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
+          producer: EventProducer | None = None, consume_events: bool = True) -> Gateway:
+    metrics = GatewayMetrics()
+    table = RoutingTable()
+    inflight: Counter[str] = Counter()
+    triton = TritonGrpc(settings.triton.grpc_url)
+    components: list[Component] = [triton.component()]
+    if registry is None:
+        peer = GrpcPeer("registry", settings.endpoints.registry)
+        components.append(Component("registry", peer.start, peer.stop))
+        registry = _LazyRegistry(peer, settings.endpoints.registry_api_key)
+    producer = producer or EventProducer(settings.kafka, service=settings.service_name)
+    prediction_log = None
+    if settings.prediction_log.enabled:
+        prediction_log = PredictionLog(producer, settings.prediction_log, on_drop=metrics.log_dropped.inc,
+                                       on_sent=metrics.log_sent.inc)
+
+    async def stop_producer() -> None:
+        if prediction_log is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(prediction_log.flush(), settings.shutdown_grace_s)
+        await producer.stop()
+
+    components.append(Component("kafka-producer", producer.start, stop_producer))
+    reconciler = Reconciler(
+        registry, triton, table, settings.triton.model_repository, inflight=inflight,
+        backend=settings.triton_backend, gpu=settings.triton_gpu, fallback_versions=settings.fallback_versions,
+        drain_timeout_s=settings.drain_timeout_s,
+        on_failure=lambda model: metrics.reconcile_failures.labels(model).inc())
+    catalog = ModelCatalog(table, triton)
+
+    async def first_sync() -> None:
+        await reconciler.sync_all()
+        catalog.started = True
+
+    components.append(Component("deployments", first_sync))
+    inference = Inference(table, triton, prediction_log, metrics, settings, inflight)
+    gatekeeper = Gatekeeper(settings.api_keys, settings.rate_limit_per_key)
+    servicer = InferenceServicer(inference, catalog, gatekeeper, settings.trace_requests)
+    grpc_server = InferenceServer(servicer, settings.host, settings.grpc_port, settings.limits.max_request_bytes)
+    components.append(grpc_server.component())
+    background = [Background("resync", lambda: reconciler.resync_forever(settings.resync_interval_s))]
+    if prediction_log is not None:
+        background.append(Background("prediction-log", prediction_log.run))
+    model_events = FromLatest(settings.kafka) if consume_events else None
+    if model_events is not None:
+        consumer = model_events_consumer(settings.kafka, reconciler, producer, model_events)
+        background.append(Background("model-events", consumer.run))
+    host = assemble(settings.model_copy(update={"grpc_port": 0}), components=components, background=background,
+                    routers=[v2_router(inference, catalog, gatekeeper, settings.limits)], metrics=metrics.registry)
+    return Gateway(host, table, reconciler, prediction_log, metrics, grpc_server, catalog, model_events)
+
+
+class _LazyRegistry:
+    """Builds the gRPC registry client once the peer's channel is open (at start, not at wiring)."""
+
+    def __init__(self, peer: GrpcPeer, api_key: str) -> None:
+        self._peer = peer
+        self._api_key = api_key
+        self._client: GrpcRegistry | None = None
+
+    def _registry(self) -> GrpcRegistry:
+        if self._client is None:
+            self._client = GrpcRegistry(self._peer.channel, self._api_key)
+        return self._client
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._registry(), name)

@@ -2,10 +2,52 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from loopline_core.settings import ServiceSettings
+
+
+class Limits(BaseModel):
+    """What one inference request may carry; anything larger is refused with a clear error."""
+
+    max_request_bytes: int = Field(default=16 << 20, ge=1024)
+    max_elements: int = Field(default=4_000_000, ge=1)
+    max_tensors: int = Field(default=64, ge=1)
+
+
+class PredictionLogSettings(BaseModel):
+    enabled: bool = True
+    #: Events kept while Kafka is slow or down; beyond it new events are dropped and counted.
+    buffer_events: int = Field(default=100_000, ge=1)
+    batch_events: int = Field(default=500, ge=1)
+    flush_interval_ms: int = Field(default=100, ge=1)
+    retry_backoff_ms: int = Field(default=500, ge=1)
 
 
 class GatewaySettings(ServiceSettings):
     service_name: str = "serving-gateway"
     http_port: int = 8080
+    #: Port of the V2 gRPC inference service (``inference.GRPCInferenceService``).
     grpc_port: int = 9080
+    #: Worker processes sharing the gRPC port through SO_REUSEPORT (1 = this process only).
+    workers: int = Field(default=1, ge=1, le=64)
+    #: Run the event loop on uvloop (less CPU per request than the default loop).
+    uvloop: bool = True
+    #: Deadline of one call to Triton; past it the fallback answers.
+    triton_timeout_s: float = Field(default=5.0, gt=0)
+    #: Triton backend written into config.pbtxt: "python" (local shim) or "pytorch" (official image).
+    triton_backend: str = "python"
+    triton_gpu: bool = False
+    #: Seconds between full re-reads of the registry's deployments (events keep it current in between).
+    resync_interval_s: float = Field(default=60.0, gt=0)
+    #: How long an unreferenced version may keep draining in-flight requests before it is unloaded.
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+    #: Optional fixed fallback per logical model: model name -> version.
+    fallback_versions: dict[str, int] = {}
+    #: API keys accepted from clients (empty: no key needed), and requests/s allowed per key.
+    api_keys: list[str] = []
+    rate_limit_per_key: float = Field(default=0.0, ge=0)
+    #: Whether each request gets an OTel server span and a client span to Triton.
+    trace_requests: bool = True
+    limits: Limits = Limits()
+    prediction_log: PredictionLogSettings = PredictionLogSettings()

@@ -17,6 +17,9 @@ DRIFT = "loopline.drift.v1"
 RETRAIN = "loopline.retrain.v1"
 TRAINING = "loopline.training.v1"
 MODELS = "loopline.models.v1"
+#: Internal to the drift detector: prediction inputs and labelled predictions re-keyed
+#: by model, so one replica owns all of a model's detector state (docs/drift.md).
+DRIFT_INPUTS = "loopline.drift-inputs.v1"
 #: Compacted: the latest detector checkpoint per (model, version, stream) key.
 DRIFT_STATE = "loopline.drift-state.v1"
 
@@ -43,6 +46,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(RETRAIN, 3),
     TopicSpec(TRAINING, 3),
     TopicSpec(MODELS, 3),
+    TopicSpec(DRIFT_INPUTS, 3, {"retention.ms": str(24 * 3600 * 1000)}),
     TopicSpec(DRIFT_STATE, 3, _COMPACTED, dead_letter=False),
 )
 

@@ -1,0 +1,172 @@
+"""Feedback-collector benchmark: sustained joins per second, and the latency from a label's
+arrival (its broker ack on loopline.feedback.v1) to its LabeledPrediction on loopline.labeled.v1.
+
+Starts Kafka and PostgreSQL (loopline_cli.stack, test configuration) and the collector as a
+subprocess; preloads BENCH_FEEDBACK_N predictions, then sends their labels at
+BENCH_FEEDBACK_RATE per second (paced in 20 ms ticks) while a consumer timestamps the joins.
+Writes $BENCH_OUT/feedback.json (default .run/bench/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from loopline.common.v1 import common_pb2
+from loopline.events.v1 import predictions_pb2
+from loopline_core.kafka.producer import EventProducer, Outgoing
+from loopline_core.kafka.topics import FEEDBACK, LABELED, PREDICTIONS
+from loopline_core.settings import KafkaSettings
+
+from loadtests.feedback.process import free_port
+
+
+def _prediction(model: str, pid: str) -> predictions_pb2.PredictionLogged:
+    p = predictions_pb2.PredictionLogged(prediction_id=pid, model=model, version=1,
+                                         variant=common_pb2.VARIANT_CHAMPION)
+    p.outputs.add(name="probabilities", datatype="FP32", shape=[1, 3], fp_contents=[0.2, 0.7, 0.1])
+    p.served_at.FromDatetime(datetime.now(UTC))
+    return p
+
+
+def _label(pid: str) -> predictions_pb2.FeedbackReceived:
+    f = predictions_pb2.FeedbackReceived(feedback_id=str(uuid.uuid4()), prediction_id=pid,
+                                         label=common_pb2.Label(class_index=1), source="bench")
+    f.event_time.FromDatetime(datetime.now(UTC))
+    return f
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int) -> dict[str, object]:
+    model = f"bench-{uuid.uuid4().hex[:8]}"
+    http_port = free_port()
+    env = {**os.environ, "LOOPLINE_POSTGRES_SCHEMA": f"fb_{uuid.uuid4().hex[:8]}", "LOOPLINE_POSTGRES__DSN": dsn,
+           "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "LOOPLINE_HTTP_PORT": str(http_port),
+           "LOOPLINE_GRPC_PORT": str(free_port()), "LOOPLINE_RUN_DIR": str(root),
+           "LOOPLINE_TELEMETRY__LOCAL_TRACE_DIR": str(root / "traces")}
+    log = (root / "collector.log").open("wb")
+    profile = os.environ.get("BENCH_FEEDBACK_PROFILE")  # a path: run the collector under cProfile
+    command = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
+               "-m", "loopline_feedback_collector"]
+    proc = subprocess.Popen(command, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    producer = EventProducer(KafkaSettings(bootstrap_servers=bootstrap), service="bench-feedback")
+    consumer = AIOKafkaConsumer(LABELED, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client, asyncio.timeout(60):
+            while True:
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        await producer.start()
+        await consumer.start()
+        await consumer.seek_to_end()
+        ids = [str(uuid.uuid4()) for _ in range(n)]
+        for start in range(0, n, 2000):
+            await producer.send_batch(PREDICTIONS, [Outgoing(pid, _prediction(model, pid)) for pid in ids[start:start + 2000]])
+        # Wait until the collector has stored every prediction: what follows times the labels' joins.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client, asyncio.timeout(180):
+            while True:
+                text = (await client.get("/metrics")).text
+                seen = sum(float(line.split()[-1]) for line in text.splitlines()
+                           if line.startswith("feedback_predictions_total"))
+                if seen >= n:
+                    break
+                await asyncio.sleep(0.2)
+        sent_at: dict[str, float] = {}
+        joined_at: dict[str, float] = {}
+
+        async def collect() -> None:
+            while len(joined_at) < n:
+                batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+                now = time.perf_counter()
+                for records in batch.values():
+                    for record in records:
+                        if record.key == model.encode():
+                            subject = dict(record.headers).get("ce_subject", b"").decode()
+                            joined_at.setdefault(subject, now)
+
+        collector = asyncio.create_task(collect())
+        tick = 0.02
+        per_tick = max(1, int(rate * tick))
+        started = time.perf_counter()
+        sends = []
+        for index, start in enumerate(range(0, n, per_tick)):
+            chunk = ids[start:start + per_tick]
+
+            async def send(chunk: list[str] = chunk) -> None:
+                await producer.send_batch(FEEDBACK, [Outgoing(pid, _label(pid)) for pid in chunk])
+                acked = time.perf_counter()
+                for pid in chunk:
+                    sent_at[pid] = acked
+
+            sends.append(asyncio.create_task(send()))
+            delay = started + (index + 1) * tick - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await asyncio.gather(*sends)
+        sending_s = time.perf_counter() - started
+        await asyncio.wait_for(collector, timeout=120)
+        total_s = max(joined_at.values()) - started
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
+            metrics = {line.split()[0]: float(line.split()[-1]) for line in (await client.get("/metrics")).text
+                       .splitlines() if line.startswith("feedback_batch_seconds_")}
+        batches = metrics.get("feedback_batch_seconds_count", 0.0)
+        latencies = [(joined_at[pid] - sent_at[pid]) * 1000 for pid in ids if pid in joined_at and pid in sent_at]
+        return {"labels": n, "offered_rate": rate, "sending_s": round(sending_s, 2),
+                "joins_per_s": round(n / total_s), "p50_ms": round(statistics.median(latencies), 1),
+                "p99_ms": round(_pct(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
+                "handler_calls": int(batches),
+                "handler_ms_mean": round(1000 * metrics.get("feedback_batch_seconds_sum", 0.0) / max(batches, 1), 1)}
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def main() -> int:
+    from loopline_cli.stack import Stack, StackConfig
+
+    n = int(os.environ.get("BENCH_FEEDBACK_N", "30000"))
+    rates = [int(r) for r in os.environ.get("BENCH_FEEDBACK_RATE", "2000,5000").split(",")]
+    out = Path(os.environ.get("BENCH_OUT", ".run/bench"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-feedback-") as tmp:
+        stack = Stack(StackConfig.for_tests(Path(tmp) / "stack"))
+        try:
+            stack.ensure("kafka")
+            stack.ensure("postgres")
+            for rate in rates:
+                run = Path(tmp) / f"run-{rate}"
+                run.mkdir()
+                rows.append(asyncio.run(bench(stack.config.kafka_bootstrap, stack.config.postgres_dsn, run, n, rate)))
+                print(json.dumps(rows[-1]))
+        finally:
+            stack.down()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "feedback.json").write_text(json.dumps({"results": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

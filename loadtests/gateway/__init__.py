@@ -1,0 +1,1 @@
+"""Pieces of the gateway benchmark (loadtests/bench_gateway.py)."""

@@ -1,0 +1,134 @@
+"""Pure join logic: validation of labels, scoring of one prediction against its label,
+and the quality metrics computed from scored records. No I/O here."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from loopline.events.v1 import predictions_pb2
+from loopline_core.errors import InvalidArgument
+from loopline_core.kafka.cloudevents import derive_event_id
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+PREDICTION_ID = re.compile(rf"^{_UUID}(/(0|[1-9][0-9]{{0,5}}))?$")
+#: Labels may not claim an event time further than this in the future (clock skew).
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+EPS = 1e-15
+
+
+def check_prediction_id(prediction_id: str) -> None:
+    if not PREDICTION_ID.match(prediction_id):
+        raise InvalidArgument(
+            f"prediction id {prediction_id[:80]!r} is not a lowercase UUID4, optionally followed by /<row>",
+            field="prediction_id")
+
+
+def check_feedback(feedback: predictions_pb2.FeedbackReceived, now: datetime) -> None:
+    """Raise ``InvalidArgument`` naming what is wrong with a label."""
+    check_prediction_id(feedback.prediction_id)
+    kind = feedback.label.WhichOneof("value")
+    if kind is None:
+        raise InvalidArgument("the label has no value: give class_index, class_label or number", field="label")
+    if kind == "number" and not math.isfinite(feedback.label.number):
+        raise InvalidArgument(f"label number {feedback.label.number} is not finite", field="label.number")
+    if kind == "class_index" and feedback.label.class_index < 0:
+        raise InvalidArgument(f"label class_index {feedback.label.class_index} is negative", field="label.class_index")
+    if kind == "class_label" and not feedback.label.class_label.strip():
+        raise InvalidArgument("label class_label is empty", field="label.class_label")
+    if not feedback.HasField("event_time") or feedback.event_time.seconds <= 0:
+        raise InvalidArgument("event_time is required", field="event_time")
+    event_time = feedback.event_time.ToDatetime(tzinfo=UTC)
+    if event_time > now + MAX_FUTURE_SKEW:
+        raise InvalidArgument(f"event_time {event_time.isoformat()} is in the future", field="event_time")
+
+
+@dataclass(frozen=True)
+class Score:
+    """How one prediction fared against its label."""
+
+    task: str  # "classification" | "regression"
+    correct: bool = False
+    predicted_class: int | None = None
+    label_class: int | None = None
+    log_loss: float | None = None
+    error: float = 0.0
+
+
+def _tensor(prediction: predictions_pb2.PredictionLogged, name: str) -> list[float] | None:
+    for tensor in prediction.outputs:
+        if tensor.name == name:
+            return list(tensor.fp_contents)
+    return None
+
+
+def score(prediction: predictions_pb2.PredictionLogged, feedback: predictions_pb2.FeedbackReceived) -> Score:
+    """Score a prediction against its label; ``InvalidArgument`` if the label type does not
+    fit the model's outputs (a classifier needs a class, a regressor a number)."""
+    probabilities = _tensor(prediction, "probabilities")
+    kind = feedback.label.WhichOneof("value")
+    if probabilities is not None:
+        if not probabilities:
+            raise InvalidArgument("the prediction's probabilities tensor is empty", field="outputs")
+        if kind == "number":
+            raise InvalidArgument("a classifier's prediction needs a class label, not a number", field="label")
+        if kind == "class_label":
+            # Class names do not travel with a prediction: a class_label must be a decimal index.
+            text = feedback.label.class_label.strip()
+            if not text.isdigit():
+                raise InvalidArgument(f"class label {text!r} is not a known class name; send class_index",
+                                      field="label.class_label")
+            label_class = int(text)
+        else:
+            label_class = feedback.label.class_index
+        if label_class >= len(probabilities):
+            raise InvalidArgument(f"class index {label_class} is out of range for {len(probabilities)} classes",
+                                  field="label.class_index")
+        predicted = max(range(len(probabilities)), key=probabilities.__getitem__)
+        p = min(max(probabilities[label_class], EPS), 1.0)
+        return Score("classification", correct=predicted == label_class, predicted_class=predicted,
+                     label_class=label_class, log_loss=-math.log(p), error=0.0 if predicted == label_class else 1.0)
+    values = _tensor(prediction, "prediction")
+    if values is None or not values:
+        raise InvalidArgument("the prediction has neither a 'probabilities' nor a 'prediction' output",
+                              field="outputs")
+    if kind != "number":
+        raise InvalidArgument("a regressor's prediction needs a number label, not a class", field="label")
+    error = values[0] - feedback.label.number
+    return Score("regression", correct=False, error=error)
+
+
+def labeled_event_id(prediction_id: str, version: int, variant: int, revision: int) -> str:
+    """The CloudEvents id of a LabeledPrediction: a re-emission after a crash keeps it."""
+    return derive_event_id(f"{prediction_id}\n{version}\n{variant}", f"labeled/{revision}")
+
+
+def label_delay_ms(prediction: predictions_pb2.PredictionLogged, feedback: predictions_pb2.FeedbackReceived) -> int:
+    served = prediction.served_at.ToDatetime(tzinfo=UTC)
+    labelled = feedback.event_time.ToDatetime(tzinfo=UTC)
+    return max(0, int((labelled - served).total_seconds() * 1000))
+
+
+def macro_f1(pairs: Iterable[tuple[int, int, int]]) -> float:
+    """Macro F1 over classes from (predicted, actual, count) rows."""
+    tp: dict[int, int] = {}
+    fp: dict[int, int] = {}
+    fn: dict[int, int] = {}
+    for predicted, actual, count in pairs:
+        if predicted == actual:
+            tp[actual] = tp.get(actual, 0) + count
+        else:
+            fp[predicted] = fp.get(predicted, 0) + count
+            fn[actual] = fn.get(actual, 0) + count
+    classes = set(tp) | set(fp) | set(fn)
+    if not classes:
+        return 0.0
+    total = 0.0
+    for c in classes:
+        t = tp.get(c, 0)
+        denominator = 2 * t + fp.get(c, 0) + fn.get(c, 0)
+        total += (2 * t / denominator) if denominator else 0.0
+    return total / len(classes)

@@ -1,0 +1,45 @@
+"""Desired deployments as the gateway sees them (transport-neutral)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopline_serving_gateway.domain.routing import Route, Target, Variant
+
+
+@dataclass(frozen=True)
+class Split:
+    version: int
+    weight: float
+    variant: Variant
+
+
+@dataclass(frozen=True)
+class Deployment:
+    model: str
+    revision: int
+    splits: tuple[Split, ...]
+    shadow_versions: tuple[int, ...] = ()
+
+    def versions(self) -> set[int]:
+        return {s.version for s in self.splits if s.weight > 0} | set(self.shadow_versions)
+
+
+def route_for(deployment: Deployment, previous: Route | None, fallback_version: int | None) -> Route:
+    """The route that serves ``deployment``; the old champion stays on as fallback."""
+    model = deployment.model
+    targets = tuple(Target(model, s.version, s.weight, s.variant if s.variant != Variant.SHADOW else Variant.CANARY)
+                    for s in deployment.splits if s.weight > 0 and s.variant != Variant.SHADOW)
+    shadows = tuple(Target(model, v, 0.0, Variant.SHADOW) for v in deployment.shadow_versions)
+    shadows += tuple(Target(model, s.version, 0.0, Variant.SHADOW)
+                     for s in deployment.splits if s.variant == Variant.SHADOW)
+    fallback = None
+    if fallback_version is not None:
+        fallback = Target(model, fallback_version, 0.0, Variant.FALLBACK)
+    elif previous is not None:
+        serving = {t.version for t in targets}
+        old = [t for t in previous.targets if t.variant == Variant.CHAMPION and t.version not in serving]
+        fallback = Target(model, old[0].version, 0.0, Variant.FALLBACK) if old else previous.fallback
+        if fallback is not None and fallback.version in serving:
+            fallback = None
+    return Route(model, deployment.revision, targets, shadows, fallback)

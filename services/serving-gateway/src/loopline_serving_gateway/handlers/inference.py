@@ -1,0 +1,140 @@
+"""The one inference handler both transports call: route, call Triton, fall back, shadow, log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tritonclient.grpc import service_pb2 as pb
+
+from loopline_core.errors import InvalidArgument, LooplineError, Unavailable
+
+from loopline_serving_gateway.domain.routing import RoutingTable, Target, Variant
+from loopline_serving_gateway.handlers.prediction_log import PredictionLog, Served
+from loopline_serving_gateway.handlers.validation import validate
+from loopline_serving_gateway.metrics import GatewayMetrics
+from loopline_serving_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+_MAX_SHADOWS_IN_FLIGHT = 256
+
+
+class TritonInfer(Protocol):
+    async def infer(self, request: pb.ModelInferRequest, timeout_s: float,
+                    metadata: Sequence[tuple[str, str]] | None = None) -> pb.ModelInferResponse: ...
+
+
+@dataclass(slots=True)
+class Answer:
+    response: pb.ModelInferResponse
+    prediction_id: str
+    version: int
+    variant: Variant
+    fallback_reason: str = ""
+
+
+class Inference:
+    def __init__(self, table: RoutingTable, triton: TritonInfer, log_: PredictionLog | None,
+                 metrics: GatewayMetrics, settings: GatewaySettings, inflight: Counter[str]) -> None:
+        self._table = table
+        self._triton = triton
+        self._log = log_
+        self._metrics = metrics
+        self._limits = settings.limits
+        self._timeout = settings.triton_timeout_s
+        self._inflight = inflight
+        self._shadows: set[asyncio.Task[None]] = set()
+
+    async def _call(self, request: pb.ModelInferRequest, target: Target,
+                    metadata: Sequence[tuple[str, str]] | None) -> pb.ModelInferResponse:
+        name = target.triton_model
+        request.model_name = name
+        request.model_version = str(target.version)
+        self._inflight[name] += 1
+        try:
+            return await self._triton.infer(request, self._timeout, metadata)
+        finally:
+            self._inflight[name] -= 1
+
+    async def infer(self, request: pb.ModelInferRequest, *, key: str = "", protocol: str = "grpc",
+                    traceparent: str = "", tracestate: str = "",
+                    metadata: Sequence[tuple[str, str]] | None = None) -> Answer:
+        started = time.perf_counter_ns()
+        rows = validate(request, self._limits)
+        model = request.model_name
+        route = self._table.get(model)
+        target = route.explicit(int(request.model_version)) if request.model_version else route.pick(key or None)
+        shadow_source = None
+        if route.shadows and self._log is not None:
+            shadow_source = pb.ModelInferRequest()
+            shadow_source.CopyFrom(request)
+        reason = ""
+        try:
+            response = await self._call(request, target, metadata)
+        except InvalidArgument:
+            self._metrics.errors.labels(model, "invalid").inc()
+            raise
+        except LooplineError as exc:
+            fallback = route.fallback_for(target)
+            if fallback is None:
+                self._metrics.errors.labels(model, "unavailable").inc()
+                raise Unavailable(f"{exc}; no fallback for {model}") from exc
+            reason = f"v{target.version} failed: {exc}"
+            target = fallback
+            self._metrics.fallbacks.labels(model, str(fallback.version)).inc()
+            response = await self._call(request, target, metadata)
+        prediction_id = str(uuid.uuid4())
+        response.model_name = model
+        response.model_version = str(target.version)
+        params = response.parameters
+        params["prediction_id"].string_param = prediction_id
+        params["variant"].string_param = target.variant.name.lower()
+        if reason:
+            params["fallback"].bool_param = True
+            params["fallback_reason"].string_param = reason
+        latency_us = (time.perf_counter_ns() - started) // 1000
+        self._metrics.observe(model, target.version, target.variant, protocol, latency_us / 1e6)
+        if self._log is not None:
+            self._log.record(Served(prediction_id, model, target.version, int(target.variant), target.triton_model,
+                                    request, response, latency_us, time.time_ns(), rows, key, traceparent,
+                                    tracestate, reason))
+            if shadow_source is not None:
+                self._start_shadows(route.shadows, shadow_source, prediction_id, rows, key, traceparent, tracestate)
+        return Answer(response, prediction_id, target.version, target.variant, reason)
+
+    def _start_shadows(self, shadows: tuple[Target, ...], source: pb.ModelInferRequest, prediction_id: str,
+                       rows: int, key: str, traceparent: str, tracestate: str) -> None:
+        for index, shadow in enumerate(shadows):
+            if len(self._shadows) >= _MAX_SHADOWS_IN_FLIGHT:
+                self._metrics.shadow_errors.labels(shadow.model, "skipped").inc()
+                continue
+            request = source
+            if index < len(shadows) - 1:
+                request = pb.ModelInferRequest()
+                request.CopyFrom(source)
+            task = asyncio.create_task(self._shadow(shadow, request, prediction_id, rows, key, traceparent,
+                                                    tracestate))
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
+
+    async def _shadow(self, shadow: Target, request: pb.ModelInferRequest, prediction_id: str, rows: int,
+                      key: str, traceparent: str, tracestate: str) -> None:
+        started = time.perf_counter_ns()
+        try:
+            response = await self._call(request, shadow, None)
+        except LooplineError as exc:
+            self._metrics.shadow_errors.labels(shadow.model, "failed").inc()
+            log.debug("shadow %s failed: %s", shadow.triton_model, exc)
+            return
+        latency_us = (time.perf_counter_ns() - started) // 1000
+        self._metrics.observe(shadow.model, shadow.version, Variant.SHADOW, "shadow", latency_us / 1e6)
+        assert self._log is not None
+        self._log.record(Served(prediction_id, shadow.model, shadow.version, int(Variant.SHADOW),
+                                shadow.triton_model, request, response, latency_us, time.time_ns(), rows, key,
+                                traceparent, tracestate))

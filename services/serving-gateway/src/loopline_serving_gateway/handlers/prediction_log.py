@@ -1,0 +1,152 @@
+"""The prediction log: every served prediction becomes PredictionLogged, off the request path.
+
+The request path only appends a reference to the request and response (no copy,
+no encoding). A background loop turns them into events and sends them in
+batches. The buffer is bounded in events: when Kafka is down it fills, further
+predictions are dropped and counted, and the loop keeps retrying the batch in
+hand with the same event ids (consumers drop repeats), so it catches up when
+Kafka returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from loopline.common.v1 import common_pb2
+from loopline.events.v1 import predictions_pb2
+from tritonclient.grpc import service_pb2 as pb
+
+from loopline_core.errors import LooplineError
+from loopline_core.kafka.cloudevents import derive_event_id
+from loopline_core.kafka.producer import Outgoing
+from loopline_core.kafka.topics import PREDICTIONS
+
+from loopline_serving_gateway.handlers.tensors import to_array, to_common
+from loopline_serving_gateway.settings import PredictionLogSettings
+
+log = logging.getLogger(__name__)
+
+
+class BatchSender(Protocol):
+    async def send_batch(self, topic: str, items: Iterable[Outgoing]) -> list[str]: ...
+
+
+@dataclass(slots=True)
+class Served:
+    """One answered request (``rows`` predictions), as the request path hands it over."""
+
+    prediction_id: str
+    model: str
+    version: int
+    variant: int
+    triton_model: str
+    request: pb.ModelInferRequest
+    response: pb.ModelInferResponse
+    latency_us: int
+    served_at_ns: int
+    rows: int
+    request_key: str = ""
+    traceparent: str = ""
+    tracestate: str = ""
+    fallback_reason: str = ""
+
+
+def _tensors(entry: Served) -> tuple[list[tuple[str, str, object]], list[tuple[str, str, object]]]:
+    request, response = entry.request, entry.response
+    raw_in = request.raw_input_contents
+    inputs = [(t.name, t.datatype, to_array(t.datatype, list(t.shape), raw_in[i] if raw_in else None, t.contents))
+              for i, t in enumerate(request.inputs)]
+    raw_out = response.raw_output_contents
+    outputs = [(t.name, t.datatype, to_array(t.datatype, list(t.shape), raw_out[i] if raw_out else None, t.contents))
+               for i, t in enumerate(response.outputs)]
+    return inputs, outputs
+
+
+def events_of(entry: Served) -> list[Outgoing]:
+    """One PredictionLogged per row; a batch of N gets ids ``<id>/<row>``."""
+    inputs, outputs = _tensors(entry)
+    served_at = Timestamp()
+    served_at.FromNanoseconds(entry.served_at_ns)
+    trace = common_pb2.TraceContext(traceparent=entry.traceparent, tracestate=entry.tracestate)
+    events = []
+    for row in range(entry.rows):
+        pid = entry.prediction_id if entry.rows == 1 else f"{entry.prediction_id}/{row}"
+        part = slice(row, row + 1)
+        message = predictions_pb2.PredictionLogged(
+            prediction_id=pid, model=entry.model, version=entry.version, variant=entry.variant,  # type: ignore[arg-type]
+            triton_model=entry.triton_model, triton_version=entry.version,
+            inputs=[to_common(n, d, a[part]) for n, d, a in inputs],  # type: ignore[index]
+            outputs=[to_common(n, d, a[part]) for n, d, a in outputs],  # type: ignore[index]
+            latency_us=entry.latency_us, served_at=served_at, request_key=entry.request_key, trace=trace,
+            fallback=bool(entry.fallback_reason), fallback_reason=entry.fallback_reason,
+        )
+        event_id = derive_event_id(pid, f"prediction/{entry.version}/{entry.variant}")
+        events.append(Outgoing(pid, message, subject=f"{entry.model}/{entry.version}", event_id=event_id))
+    return events
+
+
+class PredictionLog:
+    def __init__(self, sender: BatchSender, settings: PredictionLogSettings, *,
+                 on_drop: Callable[[int], None] = lambda n: None,
+                 on_sent: Callable[[int], None] = lambda n: None) -> None:
+        self._sender = sender
+        self._settings = settings
+        self._on_drop = on_drop
+        self._on_sent = on_sent
+        self._entries: deque[Served] = deque()
+        self._buffered = 0
+        self.dropped = 0
+        self.sent = 0
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def record(self, entry: Served) -> None:
+        if self._buffered + entry.rows > self._settings.buffer_events:
+            self.dropped += entry.rows
+            self._on_drop(entry.rows)
+            return
+        self._entries.append(entry)
+        self._buffered += entry.rows
+
+    def _take(self) -> list[Served]:
+        taken, events = [], 0
+        while self._entries and events < self._settings.batch_events:
+            entry = self._entries.popleft()
+            taken.append(entry)
+            events += entry.rows
+        self._buffered -= events
+        return taken
+
+    async def _send(self, batch: list[Outgoing]) -> None:
+        while True:
+            try:
+                await self._sender.send_batch(PREDICTIONS, batch)
+            except LooplineError as exc:
+                log.warning("prediction log: %d events not sent yet (%s); retrying", len(batch), exc)
+                await asyncio.sleep(self._settings.retry_backoff_ms / 1000)
+                continue
+            self.sent += len(batch)
+            self._on_sent(len(batch))
+            return
+
+    async def flush(self) -> None:
+        while self._entries:
+            outgoing = [event for entry in self._take() for event in events_of(entry)]
+            await self._send(outgoing)
+
+    async def run(self) -> None:
+        interval = self._settings.flush_interval_ms / 1000
+        while True:
+            if self._buffered < self._settings.batch_events:
+                await asyncio.sleep(interval)
+            if self._entries:
+                outgoing = [event for entry in self._take() for event in events_of(entry)]
+                await self._send(outgoing)

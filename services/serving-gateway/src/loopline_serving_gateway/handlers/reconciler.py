@@ -1,0 +1,153 @@
+"""Reconciler: makes Triton hold exactly the versions the registry wants served.
+
+For each deployment: materialise every wanted version (artifact hash verified),
+load it through the repository API, wait until READY, and only then switch the
+model's route in one assignment. If any wanted version fails, the old route
+stays in place and the next sync tries again. Versions no route references any
+more are unloaded once their in-flight requests have drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from loopline_core.errors import FailedPrecondition, LooplineError
+from loopline_core.triton.repository import TensorConfig, render_config, write_entry
+
+from loopline_serving_gateway.adapters.registry import RegistryPort, VersionInfo
+from loopline_serving_gateway.domain.deployments import Deployment, route_for
+from loopline_serving_gateway.domain.routing import RoutingTable, triton_name
+
+log = logging.getLogger(__name__)
+
+
+class TritonControl(Protocol):
+    async def load(self, name: str) -> None: ...
+    async def unload(self, name: str) -> None: ...
+    async def is_ready(self, name: str, version: str = "") -> bool: ...
+
+
+class Reconciler:
+    def __init__(self, registry: RegistryPort, triton: TritonControl, table: RoutingTable, repository: Path, *,
+                 inflight: Counter[str], backend: str = "python", gpu: bool = False,
+                 fallback_versions: dict[str, int] | None = None, drain_timeout_s: float = 30.0,
+                 on_failure: Callable[[str], None] = lambda model: None) -> None:
+        self._registry = registry
+        self._triton = triton
+        self._table = table
+        self._repository = repository
+        self._inflight = inflight
+        self._backend = backend
+        self._gpu = gpu
+        self._fallbacks = fallback_versions or {}
+        self._drain_timeout_s = drain_timeout_s
+        self._on_failure = on_failure
+        self._loaded: set[str] = set()
+        self._lock = asyncio.Lock()
+        self.errors: dict[str, str] = {}
+
+    async def sync_all(self) -> None:
+        """Read every deployment and apply it (start-up and periodic resync)."""
+        deployments = await self._registry.list_deployments()
+        async with self._lock:
+            for deployment in deployments:
+                await self._apply(deployment)
+            wanted = {d.model for d in deployments}
+            for model in set(self._table.models()) - wanted:
+                self._table.remove(model)
+        await self.unload_unreferenced()
+
+    async def sync_model(self, model: str) -> None:
+        """Re-read one model's deployment (on DeploymentChanged, promotion, roll-back)."""
+        deployment = await self._registry.get_deployment(model)
+        async with self._lock:
+            if deployment is None:
+                self._table.remove(model)
+            else:
+                await self._apply(deployment)
+        await self.unload_unreferenced()
+
+    async def _apply(self, deployment: Deployment) -> None:
+        previous = self._table.find(deployment.model)
+        if previous is not None and previous.revision == deployment.revision:
+            return
+        try:
+            outcomes = await asyncio.gather(*(self._ensure_loaded(deployment.model, version)
+                                              for version in sorted(deployment.versions())), return_exceptions=True)
+            failures = [o for o in outcomes if isinstance(o, BaseException)]
+            if failures:
+                raise failures[0]
+            route = route_for(deployment, previous, self._fallbacks.get(deployment.model))
+            if route.fallback is not None:
+                await self._ensure_loaded(deployment.model, route.fallback.version)
+        except (LooplineError, OSError) as exc:  # OSError: the repository could not be written
+            self.errors[deployment.model] = str(exc)
+            self._on_failure(deployment.model)
+            log.error("deployment %s r%s not applied, previous route kept: %s",
+                      deployment.model, deployment.revision, exc)
+            return
+        self.errors.pop(deployment.model, None)
+        self._table.switch(route)
+        log.info("route of %s switched to revision %s", deployment.model, deployment.revision)
+
+    async def _ensure_loaded(self, model: str, version: int) -> None:
+        name = triton_name(model, version)
+        if name in self._loaded and await self._triton.is_ready(name, str(version)):
+            return
+        info = await self._registry.get_version(model, version)
+        artifact = await self._registry.download(info.sha256)
+        digest = hashlib.sha256(artifact).hexdigest()
+        if digest != info.sha256:
+            raise FailedPrecondition(f"artifact of {model} v{version} has sha256 {digest}, registry says {info.sha256}")
+        self._materialise(name, info, artifact)
+        await self._triton.load(name)
+        if not await self._triton.is_ready(name, str(version)):
+            raise FailedPrecondition(f"Triton loaded {name} but does not report version {version} READY")
+        self._loaded.add(name)
+
+    def _materialise(self, name: str, info: VersionInfo, artifact: bytes) -> None:
+        config = render_config(
+            name,
+            [TensorConfig(t.name, t.datatype, t.shape[1:]) for t in info.inputs],
+            [TensorConfig(t.name, t.datatype, t.shape[1:]) for t in info.outputs],
+            backend=self._backend, gpu=self._gpu,
+        )
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "model.pt"
+            path.write_bytes(artifact)
+            write_entry(self._repository, name, info.version, path, config)
+
+    async def unload_unreferenced(self) -> None:
+        stale = self._loaded - self._table.referenced()
+        for name in sorted(stale):
+            await self._drain(name)
+            try:
+                await self._triton.unload(name)
+            except LooplineError as exc:
+                log.warning("could not unload %s: %s", name, exc)
+                continue
+            self._loaded.discard(name)
+            shutil.rmtree(self._repository / name, ignore_errors=True)
+            log.info("unloaded %s", name)
+
+    async def _drain(self, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._drain_timeout_s
+        while self._inflight[name] > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def resync_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.sync_all()
+            except LooplineError as exc:
+                log.warning("periodic resync failed: %s", exc)

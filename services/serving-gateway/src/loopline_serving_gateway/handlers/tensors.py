@@ -1,0 +1,54 @@
+"""V2 tensors (raw bytes or typed contents) to numpy and to loopline.common.v1.Tensor."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+from loopline.common.v1 import common_pb2
+
+NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "INT8": np.int8, "UINT16": np.uint16, "INT16": np.int16,
+         "FP16": np.float16, "UINT32": np.uint32, "INT32": np.int32, "FP32": np.float32, "UINT64": np.uint64,
+         "INT64": np.int64, "FP64": np.float64}
+
+CONTENTS = {"BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
+             "UINT32": "uint_contents", "UINT64": "uint64_contents", "INT8": "int_contents",
+             "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
+             "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
+
+
+def decode_bytes(raw: bytes) -> list[bytes]:
+    """Triton's BYTES layout: each element is a 4-byte little-endian length, then the bytes."""
+    items, at = [], 0
+    while at + 4 <= len(raw):
+        (size,) = struct.unpack_from("<I", raw, at)
+        items.append(raw[at + 4:at + 4 + size])
+        at += 4 + size
+    return items
+
+
+def encode_bytes(items: list[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(item)) + item for item in items)
+
+
+def to_array(datatype: str, shape: list[int], raw: bytes | None, contents: object | None = None) -> np.ndarray:
+    if datatype == "BYTES":
+        items = decode_bytes(raw) if raw is not None else list(contents.bytes_contents)  # type: ignore[union-attr]
+        return np.array(items, dtype=object).reshape(shape)
+    if raw is not None:
+        return np.frombuffer(raw, dtype=NUMPY[datatype]).reshape(shape)
+    return np.asarray(getattr(contents, CONTENTS[datatype]), dtype=NUMPY[datatype]).reshape(shape)
+
+
+def to_common(name: str, datatype: str, array: np.ndarray) -> common_pb2.Tensor:
+    tensor = common_pb2.Tensor(name=name, datatype=datatype, shape=list(array.shape))
+    flat = array.reshape(-1)
+    if datatype == "BYTES":
+        tensor.bytes_contents.extend(flat.tolist())
+    elif datatype == "BOOL":
+        tensor.bool_contents.extend(flat.tolist())
+    elif datatype.startswith(("FP", "BF")):
+        tensor.fp_contents.extend(flat.astype(np.float64).tolist())
+    else:
+        tensor.int_contents.extend(flat.astype(np.int64).tolist())
+    return tensor

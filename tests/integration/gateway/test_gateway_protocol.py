@@ -1,0 +1,102 @@
+"""Triton's own clients (tritonclient.grpc and tritonclient.http, unchanged) against the
+gateway on the real Triton: metadata, readiness, inference equal to Triton's own
+answers, prediction ids in the response, and the prediction log on the real Kafka."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc.aio as grpc_client
+import tritonclient.http.aio as http_client
+from loopline.common.v1 import common_pb2
+from loopline_cli.stack import TritonEndpoints
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from tritonclient.utils import InferenceServerException
+
+from gateway_it import CLASSES, FEATURES, FakeRegistry, gateway_settings, read_predictions, registry_server, \
+    running_gateway, scripted_model
+
+pytestmark = pytest.mark.integration
+CHAMPION = common_pb2.VARIANT_CHAMPION
+
+
+def _grpc_input(batch: np.ndarray) -> grpc_client.InferInput:
+    tensor = grpc_client.InferInput("features", list(batch.shape), "FP32")
+    tensor.set_data_from_numpy(batch)
+    return tensor
+
+
+async def test_triton_clients_work_unchanged_through_the_gateway(triton: TritonEndpoints, kafka_bootstrap: str,
+                                                                tmp_path: Path) -> None:
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    model = f"proto-{uuid.uuid4().hex[:6]}"
+    artifact, reference = scripted_model(11)
+    registry = FakeRegistry()
+    registry.add_version(model, 1, artifact)
+    registry.deploy(model, [(1, 1.0, CHAMPION)])
+    batch = np.random.default_rng(5).normal(size=(3, FEATURES)).astype(np.float32)
+    single = batch[:1]
+
+    async with registry_server(registry) as target:
+        settings = gateway_settings(triton, kafka_bootstrap, target, tmp_path)
+        async with running_gateway(settings) as gateway:
+            direct = grpc_client.InferenceServerClient(triton.grpc_url)
+            via_grpc = grpc_client.InferenceServerClient(f"127.0.0.1:{gateway.grpc_server.port}")
+            via_http = http_client.InferenceServerClient(f"127.0.0.1:{settings.http_port}")
+            try:
+                assert await via_grpc.is_server_live() and await via_grpc.is_server_ready()
+                assert await via_grpc.is_model_ready(model)
+                assert not await via_grpc.is_model_ready("no-such-model")
+                meta = await via_grpc.get_model_metadata(model)
+                assert meta.name == model and list(meta.versions) == ["1"]
+                assert meta.inputs[0].name == "features" and list(meta.inputs[0].shape) == [-1, FEATURES]
+                assert (await via_http.get_model_metadata(model))["outputs"][0]["name"] == "probabilities"
+                assert await via_http.is_server_ready() and await via_http.is_model_ready(model)
+
+                expected = (await direct.infer(f"{model}.v1", [_grpc_input(batch)])).as_numpy("probabilities")
+                np.testing.assert_allclose(expected, reference(__import__("torch").from_numpy(batch)).detach().numpy(),
+                                           rtol=1e-5, atol=1e-6)
+                g = await via_grpc.infer(model, [_grpc_input(batch)])
+                np.testing.assert_array_equal(g.as_numpy("probabilities"), expected)
+                grpc_reply = g.get_response()
+                assert grpc_reply.model_name == model and grpc_reply.model_version == "1"
+                batch_id = grpc_reply.parameters["prediction_id"].string_param
+                assert uuid.UUID(batch_id).version == 4
+
+                for binary in (True, False):
+                    tensor = http_client.InferInput("features", list(single.shape), "FP32")
+                    tensor.set_data_from_numpy(single, binary_data=binary)
+                    outputs = [http_client.InferRequestedOutput("probabilities", binary_data=binary)]
+                    h = await via_http.infer(model, [tensor], outputs=outputs)
+                    np.testing.assert_allclose(h.as_numpy("probabilities"), expected[:1], rtol=1e-6)
+                    assert h.get_response()["model_version"] == "1"
+                single_id = h.get_response()["parameters"]["prediction_id"]
+
+                with pytest.raises(InferenceServerException, match="not deployed"):
+                    await via_grpc.infer("unknown-model", [_grpc_input(single)])
+                bad = grpc_client.InferInput("features", [1, FEATURES + 1], "FP32")
+                bad.set_data_from_numpy(np.zeros((1, FEATURES + 1), np.float32))
+                with pytest.raises(InferenceServerException, match="features"):
+                    await via_grpc.infer(model, [bad])
+                with pytest.raises(InferenceServerException, match="not reachable through the gateway"):
+                    await via_grpc.load_model(model)
+                with pytest.raises(InferenceServerException, match="not reachable through the gateway"):
+                    await via_http.unload_model(model)
+            finally:
+                await direct.close()
+                await via_grpc.close()
+                await via_http.close()
+
+        logged = await read_predictions(kafka_bootstrap, {f"{batch_id}/0", f"{batch_id}/2", single_id})
+    row = logged[f"{batch_id}/2"][0]
+    assert row.model == model and row.version == 1 and row.variant == CHAMPION
+    assert list(row.inputs[0].shape) == [1, FEATURES]
+    np.testing.assert_allclose(row.inputs[0].fp_contents, batch[2], rtol=1e-6)
+    np.testing.assert_allclose(row.outputs[0].fp_contents, expected[2], rtol=1e-6)
+    assert list(row.outputs[0].shape) == [1, CLASSES] and row.trace.traceparent.startswith("00-")
+    assert logged[single_id][0].prediction_id == single_id

@@ -1,0 +1,52 @@
+"""In-memory stand-ins for Triton, shared by the gateway's unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tritonclient.grpc import service_pb2 as pb
+
+from loopline_core.errors import Unavailable
+
+
+def request(model: str, rows: int = 1, features: int = 4, version: str = "") -> pb.ModelInferRequest:
+    data = np.arange(rows * features, dtype=np.float32).reshape(rows, features)
+    message = pb.ModelInferRequest(model_name=model, model_version=version)
+    message.inputs.add(name="features", datatype="FP32", shape=[rows, features])
+    message.raw_input_contents.append(data.tobytes())
+    return message
+
+
+class FakeTriton:
+    """Answers every loaded model with ``features * version`` summed per row; can break models."""
+
+    def __init__(self) -> None:
+        self.loaded: set[str] = set()
+        self.broken: set[str] = set()
+        self.calls: list[str] = []
+        self.load_fails: set[str] = set()
+
+    async def infer(self, request: pb.ModelInferRequest, timeout_s: float,
+                    metadata: Sequence[tuple[str, str]] | None = None) -> pb.ModelInferResponse:
+        self.calls.append(request.model_name)
+        if request.model_name in self.broken or request.model_name not in self.loaded:
+            raise Unavailable(f"{request.model_name} is not ready")
+        rows, features = request.inputs[0].shape
+        data = np.frombuffer(request.raw_input_contents[0], np.float32).reshape(rows, features)
+        out = (data.sum(axis=1, keepdims=True) * int(request.model_version)).astype(np.float32)
+        response = pb.ModelInferResponse(model_name=request.model_name, model_version=request.model_version)
+        response.outputs.add(name="prediction", datatype="FP32", shape=[rows, 1])
+        response.raw_output_contents.append(out.tobytes())
+        return response
+
+    async def load(self, name: str) -> None:
+        if name in self.load_fails:
+            raise Unavailable(f"failed to load {name}")
+        self.loaded.add(name)
+
+    async def unload(self, name: str) -> None:
+        self.loaded.discard(name)
+
+    async def is_ready(self, name: str, version: str = "") -> bool:
+        return name in self.loaded

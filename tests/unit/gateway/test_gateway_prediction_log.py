@@ -1,0 +1,63 @@
+"""The prediction log's bounded buffer: drops are counted exactly, and it catches up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from gateway_fakes import request
+from tritonclient.grpc import service_pb2 as pb
+
+from loopline_core.errors import Unavailable
+from loopline_core.kafka.producer import Outgoing
+
+from loopline_serving_gateway.handlers.prediction_log import PredictionLog, Served
+from loopline_serving_gateway.settings import PredictionLogSettings
+
+
+class FlakyKafka:
+    def __init__(self) -> None:
+        self.down = asyncio.Event()
+        self.ids: list[str] = []
+
+    async def send_batch(self, topic: str, items: Iterable[Outgoing]) -> list[str]:
+        if self.down.is_set():
+            raise Unavailable("broker not reachable")
+        ids = [i.event_id or "" for i in items]
+        self.ids.extend(ids)
+        return ids
+
+
+def _served(n: int, rows: int = 1) -> Served:
+    response = pb.ModelInferResponse()
+    response.outputs.add(name="prediction", datatype="FP32", shape=[rows, 1])
+    response.raw_output_contents.append(b"\x00\x00\x80\x3f" * rows)
+    return Served(f"id-{n}", "iris", 1, 1, "iris.v1", request("iris", rows=rows), response, 10, 0, rows)
+
+
+async def test_while_kafka_is_down_the_buffer_is_bounded_and_drops_are_counted() -> None:
+    kafka = FlakyKafka()
+    dropped: list[int] = []
+    log = PredictionLog(kafka, PredictionLogSettings(buffer_events=50, batch_events=10, flush_interval_ms=1,
+                                                     retry_backoff_ms=1), on_drop=dropped.append)
+    runner = asyncio.create_task(log.run())
+    kafka.down.set()
+    for n in range(200):
+        log.record(_served(n))
+        await asyncio.sleep(0)
+    kafka.down.clear()
+    async with asyncio.timeout(5):
+        while log.buffered:
+            await asyncio.sleep(0.001)
+        await log.flush()
+    runner.cancel()
+    assert log.dropped == sum(dropped) > 0
+    assert len(set(kafka.ids)) + log.dropped == 200  # everything not dropped arrived
+    assert len(set(kafka.ids)) >= 50
+
+
+async def test_a_batch_larger_than_the_room_left_is_dropped_whole() -> None:
+    log = PredictionLog(FlakyKafka(), PredictionLogSettings(buffer_events=4))
+    log.record(_served(1, rows=3))
+    log.record(_served(2, rows=2))
+    assert (log.buffered, log.dropped) == (3, 2)

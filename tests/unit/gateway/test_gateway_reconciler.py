@@ -1,0 +1,70 @@
+"""The reconciler with an in-memory registry and Triton: hash check, READY before switch,
+failed loads keep the old route, unreferenced versions unloaded."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+from gateway_fakes import FakeTriton
+
+from loopline_serving_gateway.adapters.registry import InMemoryRegistry, TensorSpec, VersionInfo
+from loopline_serving_gateway.domain.deployments import Deployment, Split
+from loopline_serving_gateway.domain.routing import RoutingTable, Variant
+from loopline_serving_gateway.handlers.reconciler import Reconciler
+
+C = Variant.CHAMPION
+SIGNATURE = ((TensorSpec("features", "FP32", (-1, 4)),), (TensorSpec("probabilities", "FP32", (-1, 3)),))
+
+
+def _world(tmp_path: Path) -> tuple[InMemoryRegistry, FakeTriton, RoutingTable, Reconciler]:
+    registry, triton, table = InMemoryRegistry(), FakeTriton(), RoutingTable()
+    for version in (1, 2, 3):
+        artifact = f"torchscript-{version}".encode()
+        registry.add_version(VersionInfo("iris", version, hashlib.sha256(artifact).hexdigest(), *SIGNATURE), artifact)
+    return registry, triton, table, Reconciler(registry, triton, table, tmp_path, inflight=Counter())
+
+
+async def test_versions_are_written_loaded_and_switched(tmp_path: Path) -> None:
+    registry, triton, table, reconciler = _world(tmp_path)
+    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
+    await reconciler.sync_all()
+    assert table.get("iris").targets[0].version == 1 and "iris.v1" in triton.loaded
+    config = (tmp_path / "iris.v1" / "config.pbtxt").read_text()
+    assert 'name: "iris.v1"' in config and "dims: [ 4 ]" in config
+    assert (tmp_path / "iris.v1" / "1" / "model.pt").read_bytes() == b"torchscript-1"
+
+    registry.deployments["iris"] = Deployment("iris", 2, (Split(2, 1.0, C),))
+    await reconciler.sync_model("iris")
+    assert table.get("iris").targets[0].version == 2 and table.get("iris").fallback.version == 1  # type: ignore[union-attr]
+
+    registry.deployments["iris"] = Deployment("iris", 3, (Split(3, 1.0, C),))
+    await reconciler.sync_model("iris")
+    assert triton.loaded == {"iris.v3", "iris.v2"}  # v1 is neither served nor the fallback any more
+    assert not (tmp_path / "iris.v1").exists()
+
+
+async def test_a_tampered_artifact_or_failed_load_keeps_the_old_route(tmp_path: Path) -> None:
+    registry, triton, table, reconciler = _world(tmp_path)
+    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
+    await reconciler.sync_all()
+    sha = registry.versions[("iris", 2)].sha256
+    registry.artifacts[sha] = b"tampered"
+    registry.deployments["iris"] = Deployment("iris", 2, (Split(1, 0.5, C), Split(2, 0.5, Variant.CANARY)))
+    await reconciler.sync_model("iris")
+    assert table.get("iris").revision == 1 and "has sha256" in reconciler.errors["iris"]
+
+    triton.load_fails.add("iris.v3")
+    registry.deployments["iris"] = Deployment("iris", 3, (Split(3, 1.0, C),))
+    await reconciler.sync_model("iris")
+    assert table.get("iris").revision == 1 and "failed to load iris.v3" in reconciler.errors["iris"]
+
+
+async def test_a_removed_deployment_removes_the_route(tmp_path: Path) -> None:
+    registry, triton, table, reconciler = _world(tmp_path)
+    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
+    await reconciler.sync_all()
+    del registry.deployments["iris"]
+    await reconciler.sync_all()
+    assert table.find("iris") is None and triton.loaded == set()
