@@ -130,3 +130,19 @@ async def test_spool_files_left_by_a_crash_are_swept(tmp_path: Path) -> None:
     os.utime(other, (time.time() - 7200, time.time() - 7200))
     assert store.sweep_spool(older_than_s=3600) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name])
+
+
+def test_the_registry_settings_choose_the_artifact_store(tmp_path) -> None:
+    from loopline_registry.adapters.artifacts.filesystem import FilesystemArtifactStore
+    from loopline_registry.adapters.artifacts.s3 import S3ArtifactStore
+    from loopline_registry.bootstrap import _artifact_store
+    from loopline_registry.settings import ArtifactSettings, RegistrySettings
+
+    components: list = []
+    default = _artifact_store(RegistrySettings(run_dir=tmp_path), components)
+    assert isinstance(default, FilesystemArtifactStore) and components == []
+    s3 = _artifact_store(RegistrySettings(run_dir=tmp_path, artifacts=ArtifactSettings(
+        backend="s3", endpoint_url="http://127.0.0.1:9", bucket="models", prefix="team-a/",
+        access_key_id="key", secret_access_key="secret-secret")), components)
+    assert isinstance(s3, S3ArtifactStore) and s3.bucket == "models"
+    assert [c.name for c in components] == ["artifact-store"]

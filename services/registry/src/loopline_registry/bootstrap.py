@@ -66,6 +66,26 @@ def _storage(settings: RegistrySettings, wake: Callable[[], None]) -> tuple[
     return postgres_uow_factory(pool, wake), PostgresOutbox(pool), [postgres.component()]
 
 
+def _artifact_store(settings: RegistrySettings, components: list[Component]) -> ArtifactStore:
+    chosen = settings.artifacts
+    if chosen.backend == "filesystem":
+        return FilesystemArtifactStore(chosen.root or settings.run_dir / "registry" / "artifacts")
+    from loopline_registry.adapters.artifacts.s3 import S3ArtifactStore, make_client
+
+    secret = chosen.secret_access_key.get_secret_value() if chosen.secret_access_key else None
+    client = make_client(endpoint_url=chosen.endpoint_url, region=chosen.region,
+                         access_key_id=chosen.access_key_id, secret_access_key=secret)
+    store = S3ArtifactStore(client, chosen.bucket, prefix=chosen.prefix,
+                            spool_dir=chosen.spool_dir or settings.run_dir / "registry" / "spool")
+
+    async def start() -> None:
+        store.sweep_spool()
+        await store.check()
+
+    components.append(Component("artifact-store", start, store.close))
+    return store
+
+
 def wire(settings: RegistrySettings, *, uow: UnitOfWorkFactory | None = None, outbox: OutboxSource | None = None,
          artifacts: ArtifactStore | None = None, publisher: Publisher | None = None, clock: Clock | None = None,
          new_id: IdGenerator | None = None, quality: QualitySource | None = None) -> Registry:
@@ -79,8 +99,7 @@ def wire(settings: RegistrySettings, *, uow: UnitOfWorkFactory | None = None, ou
     if uow is None or outbox is None:
         uow, outbox, components = _storage(settings, wake)
     gate = settings.gate
-    root = settings.artifacts.root or settings.run_dir / "registry" / "artifacts"
-    deps = Deps(uow=uow, artifacts=artifacts or FilesystemArtifactStore(root),
+    deps = Deps(uow=uow, artifacts=artifacts or _artifact_store(settings, components),
                 clock=clock or _now, new_id=new_id or (lambda: str(uuid.uuid4())),
                 default_gate=GatePolicy(gate.metric, gate.higher_is_better, gate.margin),
                 gated_aliases=frozenset(gate.gated_aliases), max_upload_bytes=settings.artifacts.max_upload_bytes,

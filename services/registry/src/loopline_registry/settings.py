@@ -15,8 +15,19 @@ from pydantic import BaseModel, Field, SecretStr
 
 
 class ArtifactSettings(BaseModel):
+    #: "filesystem" (content-addressed under ``root``) or "s3" (any S3-compatible store).
+    backend: Literal["filesystem", "s3"] = "filesystem"
     #: Where blobs live; by default ``<run_dir>/registry/artifacts``.
     root: Path | None = None
+    #: S3: the endpoint (None: AWS), bucket, key prefix, region and credentials.
+    endpoint_url: str | None = None
+    bucket: str = "loopline-artifacts"
+    prefix: str = ""
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    #: S3: where uploads are spooled and verified first; by default ``<run_dir>/registry/spool``.
+    spool_dir: Path | None = None
     max_upload_bytes: int = Field(default=1 << 30, gt=0)
     download_chunk_bytes: int = Field(default=1 << 20, gt=0)
 

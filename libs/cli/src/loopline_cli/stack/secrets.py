@@ -10,10 +10,16 @@ the admin key for ``loopline models ...`` and the demo.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+import tempfile
+import threading
 from pathlib import Path
+
+#: Parts start in threads (and a second ``up`` may run beside): one writer at a time.
+_LOCK = threading.Lock()
 
 #: Who gets a key, with the registry role it needs.
 ROLES: dict[str, str] = {
@@ -36,18 +42,18 @@ def admin_key_file(run_dir: Path) -> Path:
 def ensure_keys(run_dir: Path) -> dict[str, str]:
     """The stack's keys by name, generated on first use and kept for later runs."""
     folder = secrets_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / "keys.json"
-    keys: dict[str, str] = {}
-    if path.exists():
-        keys = json.loads(path.read_text())
-    missing = {name for name in ROLES if name not in keys}
-    if missing:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name in sorted(missing):
-            keys[name] = "llk_" + secrets.token_urlsafe(32)
-        _write_private(path, json.dumps(keys, indent=2, sort_keys=True) + "\n")
-        _write_private(admin_key_file(run_dir), keys["admin"] + "\n")
-    return keys
+    with _LOCK, (folder / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        missing = {name for name in ROLES if name not in keys}
+        if missing:
+            for name in sorted(missing):
+                keys[name] = "llk_" + secrets.token_urlsafe(32)
+            _write_private(path, json.dumps(keys, indent=2, sort_keys=True) + "\n")
+            _write_private(admin_key_file(run_dir), keys["admin"] + "\n")
+        return keys
 
 
 def registry_auth_keys(keys: dict[str, str]) -> str:
@@ -56,8 +62,7 @@ def registry_auth_keys(keys: dict[str, str]) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")  # mode 0600
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)

@@ -43,7 +43,8 @@ def service_env(config: StackConfig, spec: ServiceSpec) -> dict[str, str]:
 
     keys = ensure_keys(config.run_dir)
     if spec.name == "registry":
-        auth = {"LOOPLINE_AUTH__KEYS": registry_auth_keys(keys)}
+        # A candidate must beat the champion by a point of accuracy on the same holdout.
+        auth = {"LOOPLINE_AUTH__KEYS": registry_auth_keys(keys), "LOOPLINE_GATE__MARGIN": "0.01"}
     else:
         auth = {"LOOPLINE_ENDPOINTS__REGISTRY_API_KEY": keys.get(spec.name, "")}
     return auth | {

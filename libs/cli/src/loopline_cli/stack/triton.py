@@ -99,6 +99,9 @@ class Triton(Component):
             f"--backend-directory={home / 'backends'}",
             f"--cache-directory={home / 'caches'}",
             "--model-control-mode=explicit",
+            # One model that fails to load (a broken artifact) must not make the whole server
+            # unready: the gateway keeps serving the versions that did load.
+            "--strict-readiness=false",
             f"--http-address={HOST}",
             f"--http-port={self.config.port('triton-http')}",
             f"--grpc-address={HOST}",
