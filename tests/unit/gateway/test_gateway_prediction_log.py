@@ -61,3 +61,20 @@ async def test_a_batch_larger_than_the_room_left_is_dropped_whole() -> None:
     log.record(_served(1, rows=3))
     log.record(_served(2, rows=2))
     assert (log.buffered, log.dropped) == (3, 2)
+
+
+async def test_a_send_cancelled_at_shutdown_is_sent_by_the_final_flush() -> None:
+    kafka = FlakyKafka()
+    kafka.down.set()  # the background loop takes the batch and keeps retrying it
+    log = PredictionLog(kafka, PredictionLogSettings(batch_events=10, flush_interval_ms=1, retry_backoff_ms=1))
+    runner = asyncio.create_task(log.run())
+    for n in range(3):
+        log.record(_served(n))
+    async with asyncio.timeout(5):
+        while log.buffered:  # taken from the buffer, in hand
+            await asyncio.sleep(0.001)
+    runner.cancel()  # shutdown cancels the loop mid-send
+    await asyncio.gather(runner, return_exceptions=True)
+    kafka.down.clear()
+    await log.flush()
+    assert len(set(kafka.ids)) == 3 and log.sent == 3

@@ -5,7 +5,8 @@ calling service and one admin key for operators, keeps them in
 ``<run-dir>/secrets/keys.json`` (mode 0600), provisions them into the registry
 (``LOOPLINE_AUTH__KEYS``, stored hashed there) and hands each service its own
 (``LOOPLINE_ENDPOINTS__REGISTRY_API_KEY``). ``<run-dir>/secrets/admin.key`` holds
-the admin key for ``loopline models ...`` and the demo.
+the admin key for ``loopline models ...`` and the demo. The same file keeps the
+drift detector's checkpoint-signing key (``LOOPLINE_CHECKPOINT_KEY``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ ROLES: dict[str, str] = {
 }
 
 
+#: Keys that are not registry credentials: the drift detector signs its checkpoints.
+SERVICE_SECRETS: tuple[str, ...] = ("drift-checkpoint",)
+
+
 def secrets_dir(run_dir: Path) -> Path:
     return run_dir / "secrets"
 
@@ -47,7 +52,7 @@ def ensure_keys(run_dir: Path) -> dict[str, str]:
     with _LOCK, (folder / ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        missing = {name for name in ROLES if name not in keys}
+        missing = {name for name in (*ROLES, *SERVICE_SECRETS) if name not in keys}
         if missing:
             for name in sorted(missing):
                 keys[name] = "llk_" + secrets.token_urlsafe(32)

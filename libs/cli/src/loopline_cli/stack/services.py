@@ -47,6 +47,8 @@ def service_env(config: StackConfig, spec: ServiceSpec) -> dict[str, str]:
         auth = {"LOOPLINE_AUTH__KEYS": registry_auth_keys(keys), "LOOPLINE_GATE__MARGIN": "0.01"}
     else:
         auth = {"LOOPLINE_ENDPOINTS__REGISTRY_API_KEY": keys.get(spec.name, "")}
+    if spec.name == "drift-detector":
+        auth["LOOPLINE_CHECKPOINT_KEY"] = keys["drift-checkpoint"]
     return auth | {
         "LOOPLINE_SERVICE_NAME": spec.name,
         "OTEL_SERVICE_NAME": spec.name,

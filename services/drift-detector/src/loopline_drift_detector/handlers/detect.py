@@ -11,6 +11,7 @@ saved every ``checkpoint_interval_s``; what came after is replayed from Kafka.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from loopline_drift_detector.handlers.inputs import features_row
 from loopline_drift_detector.handlers.outbox import StatePersistence, drift_outbox, retrain_outbox
 from loopline_drift_detector.handlers.state import PartitionState, Tracked
 
+log = logging.getLogger(__name__)
 EMPTY = ReferenceProfile({}, 0)
 
 
@@ -48,8 +50,9 @@ class Detection:
         self._monotonic = monotonic
         self._saved_at: dict[int, float] = {}
         self._dirty: set[int] = set()
-        #: A save never sees a batch half applied (its decisions not yet in the outbox).
-        self._lock = asyncio.Lock()
+        #: A save never sees a batch half applied (its decisions not yet in the outbox),
+        #: and a partition is not revoked in the middle of a batch.
+        self._lock = persistence.lock
 
     async def on_batch(self, deliveries: Sequence[Delivery]) -> None:
         async with self._lock:
@@ -58,6 +61,10 @@ class Detection:
     async def _on_batch(self, deliveries: Sequence[Delivery]) -> None:
         partition = deliveries[0].partition
         state = await self._persistence.state(partition)
+        if state is None:
+            log.info("drift-inputs[%s]: batch of %d skipped, the partition moved to another replica",
+                     partition, len(deliveries))
+            return
         outbox: list[OutboxEvent] = []
         try:
             for delivery in deliveries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -38,15 +39,31 @@ class StatePersistence:
         self._store, self._producer = store, producer
         self._group, self._topic, self._key, self._retrain = group, topic, key, retrain
         self.states: dict[int, PartitionState] = {}
+        #: Held while a batch is applied and while a revoked partition is saved: a
+        #: checkpoint never holds a batch half applied (offset moved, decisions not in the outbox).
+        self.lock = asyncio.Lock()
+        #: Partitions the group gave this replica; None until a rebalance listener
+        #: reports one (drivers without a group own every partition they deliver).
+        self.owned: set[int] | None = None
 
-    async def state(self, partition: int) -> PartitionState:
-        if partition not in self.states:
-            await self.assigned([partition])
+    async def state(self, partition: int) -> PartitionState | None:
+        """The partition's state; None when the partition was revoked from this
+        replica (a batch fetched before the rebalance: its new owner handles it)."""
+        if partition in self.states:
+            return self.states[partition]
+        if self.owned is not None and partition not in self.owned:
+            return None
+        await self._load([partition])
         return self.states[partition]
 
     async def assigned(self, partitions: Sequence[int]) -> dict[int, int]:
-        """Loads the states (publishing what their outbox still holds); returns the
-        offsets to resume from, for partitions that have a checkpoint."""
+        """The group gave these partitions to this replica: loads their states
+        (publishing what their outbox still holds); returns the offsets to resume
+        from, for partitions that have a checkpoint."""
+        self.owned = (self.owned or set()) | set(partitions)
+        return await self._load(partitions)
+
+    async def _load(self, partitions: Sequence[int]) -> dict[int, int]:
         resume = {}
         for partition in partitions:
             saved = await self._store.load(self._group, self._topic, partition)
@@ -63,9 +80,11 @@ class StatePersistence:
         return resume
 
     async def revoked(self, partitions: Sequence[int]) -> None:
-        await self.save_all([p for p in partitions if p in self.states])
-        for partition in partitions:
-            self.states.pop(partition, None)
+        async with self.lock:  # waits for a batch being applied to finish
+            self.owned = (self.owned or set()) - set(partitions)
+            await self.save_all([p for p in partitions if p in self.states])
+            for partition in partitions:
+                self.states.pop(partition, None)
 
     async def save_all(self, partitions: Sequence[int] | None = None) -> None:
         chosen = list(self.states) if partitions is None else list(partitions)

@@ -100,6 +100,7 @@ class PredictionLog:
         self._on_drop = on_drop
         self._on_sent = on_sent
         self._entries: deque[Served] = deque()
+        self._in_hand: list[Outgoing] = []  # taken from the buffer, not yet acknowledged by Kafka
         self._buffered = 0
         self.dropped = 0
         self.sent = 0
@@ -126,6 +127,9 @@ class PredictionLog:
         return taken
 
     async def _send(self, batch: list[Outgoing]) -> None:
+        # Kept until Kafka acknowledges it: a send cancelled at shutdown is
+        # re-sent by flush() with the same event ids instead of being lost.
+        self._in_hand = batch
         while True:
             try:
                 await self._sender.send_batch(PREDICTIONS, batch)
@@ -133,11 +137,14 @@ class PredictionLog:
                 log.warning("prediction log: %d events not sent yet (%s); retrying", len(batch), exc)
                 await asyncio.sleep(self._settings.retry_backoff_ms / 1000)
                 continue
+            self._in_hand = []
             self.sent += len(batch)
             self._on_sent(len(batch))
             return
 
     async def flush(self) -> None:
+        if self._in_hand:
+            await self._send(self._in_hand)
         while self._entries:
             outgoing = [event for entry in self._take() for event in events_of(entry)]
             await self._send(outgoing)
