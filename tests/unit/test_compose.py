@@ -163,3 +163,19 @@ def test_depends_on_conditions_can_be_met(services: dict[str, dict[str, Any]]) -
     for name in SERVICES:
         conditions = {spec["condition"] for spec in services[name]["depends_on"].values()}
         assert "service_completed_successfully" in conditions, f"{name} must wait for the topics to exist"
+
+
+def test_every_caller_presents_a_key_the_registry_seeds(services: dict[str, dict[str, Any]]) -> None:
+    """With the variables unset, compose falls back to dev-only defaults; they must agree."""
+    import json
+    import re
+
+    def resolved(value: str) -> str:  # ${VAR:-default} as compose resolves it with VAR unset
+        return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+    seeds = json.loads(resolved(services["registry"]["environment"]["LOOPLINE_AUTH__KEYS"]))
+    for name in ("trainer", "serving-gateway", "feedback-collector", "drift-detector"):
+        key = resolved(services[name]["environment"]["LOOPLINE_ENDPOINTS__REGISTRY_API_KEY"])
+        assert seeds[name]["secret"] == key and len(key) >= 16, name
+    assert seeds["trainer"]["role"] == "trainer" and seeds["admin"]["role"] == "admin"
+    assert len(resolved(services["drift-detector"]["environment"]["LOOPLINE_CHECKPOINT_KEY"])) >= 16

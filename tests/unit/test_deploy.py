@@ -230,3 +230,20 @@ def test_gateway_image_does_not_pull_torch_and_trainer_does() -> None:
     lock = _lock()
     assert "torch" not in _closure(lock, "loopline-serving-gateway")
     assert "torch" in _closure(lock, "loopline-trainer")
+
+
+def test_every_caller_presents_a_key_the_registry_seeds(manifests: dict[tuple[str, str], dict[str, Any]]) -> None:
+    import json
+
+    secret = manifests[("Secret", "loopline-api-keys")]["stringData"]
+    seeds = json.loads(secret["auth-keys"])
+
+    def env(name: str) -> dict[str, Any]:
+        container = manifests[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e for e in container["env"]}
+
+    assert env("registry")["LOOPLINE_AUTH__KEYS"]["valueFrom"]["secretKeyRef"]["key"] == "auth-keys"
+    for name in ("trainer", "serving-gateway", "feedback-collector", "drift-detector"):
+        ref = env(name)["LOOPLINE_ENDPOINTS__REGISTRY_API_KEY"]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "loopline-api-keys" and seeds[name]["secret"] == secret[ref["key"]], name
+    assert env("drift-detector")["LOOPLINE_CHECKPOINT_KEY"]["valueFrom"]["secretKeyRef"]["key"] in secret
