@@ -148,3 +148,17 @@ async def test_the_audit_log_is_append_only(registry, postgres_dsn: str) -> None
                 await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def test_concurrent_creates_with_one_idempotency_key_create_once_and_replay(registry) -> None:  # type: ignore
+    h, model = registry.handlers, unique("once")
+    created = await asyncio.gather(*(h.create_model(TRAINER, CreateModel(model, idempotency_key="k-1"))
+                                     for _ in range(6)))
+    assert {m.name for m in created} == {model}
+    data = torchscript(0.25)
+    artifact = await h.upload_artifact(TRAINER, UploadArtifact("torchscript", sha(data), len(data)), chunks(data))
+    versions = await asyncio.gather(*(h.register_version(TRAINER, RegisterModelVersion(
+        model, artifact.sha256, idempotency_key="v-1")) for _ in range(6)))
+    assert {v.version for v in versions} == {1}
+    audit = await h.list_audit(READER, AuditFilter(model=model), Page(500))
+    assert [e.action for e in audit[0]].count("model.created") == 1

@@ -2,7 +2,9 @@
 
 A key is scoped by operation and caller. Repeating a request with a key returns
 what the first one created; reusing the key for a different request is refused.
-The key is stored in the create's own transaction, so either both exist or neither.
+The key is stored in the create's own transaction, so either both exist or neither;
+concurrent requests with the same key are serialised on the key (PostgreSQL: a
+transaction-scoped advisory lock), so the later one replays the first's result.
 """
 
 from __future__ import annotations

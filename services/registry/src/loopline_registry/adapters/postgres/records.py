@@ -115,6 +115,10 @@ class Outbox(_Repo):
 
 class Idempotency(_Repo):
     async def get(self, scope: str, key: str) -> tuple[str, str] | None:
+        # Concurrent requests with the same key queue on a transaction-scoped lock:
+        # the second reads the key once the first has committed and replays its result
+        # (instead of racing it to the insert and failing on the unique key).
+        await self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{scope}\n{key}")
         row = await self.db.fetchrow("SELECT fingerprint, result FROM idempotency_keys WHERE scope = $1 AND key = $2",
                                      scope, key)
         return (row["fingerprint"], row["result"]) if row else None
