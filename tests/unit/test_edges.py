@@ -59,6 +59,16 @@ def test_http_error_names_the_problem() -> None:
     assert response.json() == {"error": "NotFound", "message": "no thing named 'abc'", "field": "name"}
 
 
+def test_an_unknown_route_or_method_gets_the_same_body_shape() -> None:
+    client = _client()
+    missing = client.get("/no/such/thing")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "NotFound", "message": "no such resource: GET /no/such/thing", "field": None}
+    wrong = client.post("/limit")
+    assert wrong.status_code == 405 and wrong.json()["message"] == "method POST is not allowed on /limit"
+    assert "GET" in wrong.headers["allow"]
+
+
 def test_http_validation_error_names_the_field() -> None:
     response = _client().get("/limit", params={"n": "many"})
     assert response.status_code == 422

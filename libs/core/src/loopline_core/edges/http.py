@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loopline_core import errors
 
@@ -50,6 +51,24 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: Framework-level refusals (no such route, wrong method) in the same body shape as ours.
+_HTTP_ERRORS = {401: "Unauthenticated", 403: "PermissionDenied", 404: "NotFound", 405: "MethodNotAllowed",
+                409: "FailedPrecondition", 413: "InvalidArgument", 415: "InvalidArgument"}
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = f"no such resource: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return JSONResponse({"error": _HTTP_ERRORS.get(exc.status_code, "HTTPError"), "message": message, "field": None},
+                        status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(errors.LooplineError, _on_loopline_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
