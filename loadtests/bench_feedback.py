@@ -5,6 +5,11 @@ Starts Kafka and PostgreSQL (loopline_cli.stack, test configuration) and the col
 subprocess; preloads BENCH_FEEDBACK_N predictions, then sends their labels at
 BENCH_FEEDBACK_RATE per second (paced in 20 ms ticks) while a consumer timestamps the joins.
 Writes $BENCH_OUT/feedback.json (default .run/bench/).
+
+Baseline in the same run: BENCH_FEEDBACK_BASELINE=<dir> names a directory put first on the
+collector's PYTHONPATH (e.g. copies of an earlier loopline_feedback_collector and loopline_core);
+every rate then runs the baseline and the current collector alternately, BENCH_FEEDBACK_REPEAT
+times each (default 1), on the same Kafka and PostgreSQL, and the medians are printed.
 """
 
 from __future__ import annotations
@@ -47,18 +52,97 @@ def _label(pid: str) -> predictions_pb2.FeedbackReceived:
     return f
 
 
+def _phase_means(metrics: dict[str, float]) -> dict[str, float]:
+    """Mean milliseconds per batch in each phase of the collector's join (when it reports them)."""
+    means = {}
+    for phase in ("acquire", "store", "join", "emit", "commit"):
+        count = metrics.get(f'feedback_batch_phase_seconds_count{{phase="{phase}"}}')
+        if count:
+            means[f"{phase}_ms"] = round(1000 * metrics[f'feedback_batch_phase_seconds_sum{{phase="{phase}"}}'] / count, 1)
+    return means
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process still alive (Linux /proc)."""
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def _stack_pids(marker: str, program: bytes) -> list[int]:
+    """The processes of the bench's stack whose command line names its directory and
+    ``program`` (java: Kafka; postgres), with their children (PostgreSQL's backends)."""
+    roots, parents = set(), {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if marker.encode() in command and program in command:
+            roots.add(int(entry.name))
+    return sorted(roots | {pid for pid, parent in parents.items() if parent in roots})
+
+
+def _machine_busy_s() -> float:
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU spent during the label phase by the collector, Kafka, PostgreSQL,
+    this bench (producer + consumer), and the whole machine (other work included)."""
+
+    def __init__(self, collector: int, stack_marker: str) -> None:
+        self._collector, self._marker = collector, stack_marker
+
+    def _sample(self) -> dict[str, object]:
+        return {"collector": _cpu_seconds([self._collector]),
+                "kafka": _cpu_seconds(_stack_pids(self._marker, b"java")),
+                "postgres": _cpu_seconds(_stack_pids(self._marker, b"postgres")),
+                "bench": time.process_time(), "machine": _machine_busy_s(), "wall": time.perf_counter()}
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def per_join(self, n: int) -> dict[str, float]:
+        end, start = self._sample(), self._start
+
+        def spent(kind: str) -> float:
+            before: dict[int, float] = start[kind]  # type: ignore[assignment]
+            return sum(v - before.get(pid, 0.0) for pid, v in end[kind].items())  # type: ignore[union-attr]
+
+        wall = float(end["wall"]) - float(start["wall"])  # type: ignore[arg-type]
+        return {"collector_cpu_us_per_join": round(spent("collector") / n * 1e6, 1),
+                "kafka_cpu_us_per_join": round(spent("kafka") / n * 1e6, 1),
+                "postgres_cpu_us_per_join": round(spent("postgres") / n * 1e6, 1),
+                "bench_cpu_us_per_join": round((float(end["bench"]) - float(start["bench"])) / n * 1e6, 1),  # type: ignore[arg-type]
+                "machine_busy_cores": round((float(end["machine"]) - float(start["machine"])) / wall, 2)}  # type: ignore[arg-type]
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int) -> dict[str, object]:
+async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
+                python_path: str | None = None, stack_marker: str = "") -> dict[str, object]:
     model = f"bench-{uuid.uuid4().hex[:8]}"
     http_port = free_port()
     env = {**os.environ, "LOOPLINE_POSTGRES_SCHEMA": f"fb_{uuid.uuid4().hex[:8]}", "LOOPLINE_POSTGRES__DSN": dsn,
            "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "LOOPLINE_HTTP_PORT": str(http_port),
            "LOOPLINE_GRPC_PORT": str(free_port()), "LOOPLINE_RUN_DIR": str(root),
            "LOOPLINE_TELEMETRY__LOCAL_TRACE_DIR": str(root / "traces")}
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [python_path, env.get("PYTHONPATH")]))
     log = (root / "collector.log").open("wb")
     profile = os.environ.get("BENCH_FEEDBACK_PROFILE")  # a path: run the collector under cProfile
     command = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
@@ -107,6 +191,8 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int) -> dict
         collector = asyncio.create_task(collect())
         tick = 0.02
         per_tick = max(1, int(rate * tick))
+        cpu = CpuMeter(proc.pid, stack_marker or str(root.parent))
+        cpu.start()
         started = time.perf_counter()
         sends = []
         for index, start in enumerate(range(0, n, per_tick)):
@@ -125,17 +211,19 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int) -> dict
         await asyncio.gather(*sends)
         sending_s = time.perf_counter() - started
         await asyncio.wait_for(collector, timeout=120)
+        spent = cpu.per_join(n)
         total_s = max(joined_at.values()) - started
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
             metrics = {line.split()[0]: float(line.split()[-1]) for line in (await client.get("/metrics")).text
-                       .splitlines() if line.startswith("feedback_batch_seconds_")}
+                       .splitlines() if line.startswith("feedback_batch_")}
         batches = metrics.get("feedback_batch_seconds_count", 0.0)
         latencies = [(joined_at[pid] - sent_at[pid]) * 1000 for pid in ids if pid in joined_at and pid in sent_at]
         return {"labels": n, "offered_rate": rate, "sending_s": round(sending_s, 2),
                 "joins_per_s": round(n / total_s), "p50_ms": round(statistics.median(latencies), 1),
                 "p99_ms": round(_pct(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
                 "handler_calls": int(batches),
-                "handler_ms_mean": round(1000 * metrics.get("feedback_batch_seconds_sum", 0.0) / max(batches, 1), 1)}
+                "handler_ms_mean": round(1000 * metrics.get("feedback_batch_seconds_sum", 0.0) / max(batches, 1), 1),
+                **_phase_means(metrics), **spent}
     finally:
         await consumer.stop()
         await producer.stop()
@@ -144,27 +232,48 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int) -> dict
         log.close()
 
 
+def _medians(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    keys = ("joins_per_s", "p50_ms", "p99_ms", "max_ms", "handler_ms_mean", "collector_cpu_us_per_join",
+            "kafka_cpu_us_per_join", "postgres_cpu_us_per_join", "bench_cpu_us_per_join", "machine_busy_cores")
+    out = []
+    for variant, rate in dict.fromkeys((r["variant"], r["offered_rate"]) for r in rows):
+        runs = [r for r in rows if (r["variant"], r["offered_rate"]) == (variant, rate)]
+        out.append({"variant": variant, "offered_rate": rate, "runs": len(runs),
+                    **{k: statistics.median(float(r[k]) for r in runs) for k in keys}})  # type: ignore[arg-type]
+    return out
+
+
 def main() -> int:
     from loopline_cli.stack import Stack, StackConfig
 
     n = int(os.environ.get("BENCH_FEEDBACK_N", "30000"))
     rates = [int(r) for r in os.environ.get("BENCH_FEEDBACK_RATE", "2000,5000").split(",")]
+    baseline = os.environ.get("BENCH_FEEDBACK_BASELINE")
+    repeat = int(os.environ.get("BENCH_FEEDBACK_REPEAT", "1"))
+    variants = [("baseline", baseline), ("current", None)] if baseline else [("current", None)]
     out = Path(os.environ.get("BENCH_OUT", ".run/bench"))
-    rows = []
+    rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-feedback-") as tmp:
         stack = Stack(StackConfig.for_tests(Path(tmp) / "stack"))
         try:
             stack.ensure("kafka")
             stack.ensure("postgres")
             for rate in rates:
-                run = Path(tmp) / f"run-{rate}"
-                run.mkdir()
-                rows.append(asyncio.run(bench(stack.config.kafka_bootstrap, stack.config.postgres_dsn, run, n, rate)))
-                print(json.dumps(rows[-1]))
+                for attempt in range(repeat):
+                    for variant, python_path in variants:
+                        run = Path(tmp) / f"run-{rate}-{attempt}-{variant}"
+                        run.mkdir()
+                        row = asyncio.run(bench(stack.config.kafka_bootstrap, stack.config.postgres_dsn, run, n,
+                                                rate, python_path, stack_marker=str(Path(tmp) / "stack")))
+                        rows.append({"variant": variant, **row})
+                        print(json.dumps(rows[-1]), flush=True)
         finally:
             stack.down()
+    medians = _medians(rows)
+    for row in medians:
+        print("median", json.dumps(row))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "feedback.json").write_text(json.dumps({"results": rows}, indent=2))
+    (out / "feedback.json").write_text(json.dumps({"results": rows, "medians": medians}, indent=2))
     return 0
 
 

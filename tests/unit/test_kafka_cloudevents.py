@@ -72,6 +72,13 @@ def test_derived_ids_are_stable_per_cause_and_purpose() -> None:
     assert uuid.UUID(derive_event_id("e-1", "labeled")).version == 5
 
 
+@pytest.mark.parametrize("cause", ["e-1", "", "0f3c9a52-7d1e-4b8e-9a51-1f2e3d4c5b6a\n1\n2", "é/ü"])
+def test_derived_ids_are_rfc_4122_name_based_ids(cause: str) -> None:
+    # Ids already on topics and in stores were made with uuid.uuid5: they must not change.
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, "urn:loopline:event-id")
+    assert derive_event_id(cause, "labeled/3") == str(uuid.uuid5(namespace, f"{cause}\nlabeled/3"))
+
+
 @pytest.mark.parametrize("header", ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"])
 def test_a_missing_required_header_is_named(header: str) -> None:
     value, _ = encode(_event())

@@ -452,3 +452,119 @@ def test_exactly_one_kind_of_handler_is_required(harness: Harness) -> None:
     with pytest.raises(InvalidArgument, match="exactly one of handler and batch_handler"):
         EventConsumer(harness.settings, group_id=GROUP, topics=[PREDICTIONS], types=EventTypes(PredictionLogged),
                       dead_letters=harness.producer)
+
+
+# Partition lanes: batches of different partition numbers side by side, one partition number at a time.
+
+def lane_consumer(harness: Harness, batch_handler: Callable[[list[Delivery]], Awaitable[None]],
+                  *topics: str) -> EventConsumer:
+    topics = topics or (PREDICTIONS,)
+    return EventConsumer(harness.settings, group_id=GROUP, topics=list(topics),
+                         types=EventTypes(PredictionLogged, FeedbackReceived), batch_handler=batch_handler,
+                         dead_letters=harness.producer, driver=harness.broker.consumer(*topics, group_id=GROUP),
+                         concurrent_partitions=True, max_records=1000)
+
+
+def committed_on(harness: Harness, *topics: str) -> int:
+    return sum(harness.broker.committed(GROUP, t, p) or 0 for t in topics for p in range(6))
+
+
+async def test_lanes_run_partitions_side_by_side(harness: Harness) -> None:
+    await harness.publish(*(f"p-{n}" for n in range(40)))
+    in_flight: set[int] = set()
+    most = 0
+
+    async def handle(batch: list[Delivery]) -> None:
+        nonlocal most
+        in_flight.add(batch[0].partition)
+        most = max(most, len(in_flight))
+        await asyncio.sleep(0.01)
+        in_flight.discard(batch[0].partition)
+
+    consumer = lane_consumer(harness, handle)
+    await run_until(consumer, lambda: harness.committed() == 40)
+    assert most >= 2 and consumer.stats.handled == 40
+
+
+async def test_co_partitioned_batches_of_one_partition_number_never_overlap(harness: Harness) -> None:
+    from loopline_core.kafka.topics import FEEDBACK
+
+    await harness.publish(*(f"p-{n}" for n in range(30)))
+    await harness.producer.send_batch(FEEDBACK, [Outgoing(f"p-{n}", FeedbackReceived(prediction_id=f"p-{n}"))
+                                                 for n in range(30)])
+    in_flight: list[int] = []
+    overlaps: list[int] = []
+    seen: dict[str, set[str]] = {}
+
+    async def handle(batch: list[Delivery]) -> None:
+        partition = batch[0].partition
+        if partition in in_flight:
+            overlaps.append(partition)
+        in_flight.append(partition)
+        await asyncio.sleep(0.005)
+        for d in batch:
+            seen.setdefault(d.topic, set()).add(d.key or "")
+        in_flight.remove(partition)
+
+    consumer = lane_consumer(harness, handle, PREDICTIONS, FEEDBACK)
+    await run_until(consumer, lambda: committed_on(harness, PREDICTIONS, FEEDBACK) == 60)
+    assert overlaps == []
+    assert seen[PREDICTIONS] == seen[FEEDBACK] == {f"p-{n}" for n in range(30)}
+
+
+async def test_a_stop_lets_every_lane_finish_its_batch_in_hand_and_commits_them(harness: Harness) -> None:
+    await harness.publish(*(f"p-{n}" for n in range(40)))
+    started, release = asyncio.Event(), asyncio.Event()
+    handled: list[str] = []
+
+    async def handle(batch: list[Delivery]) -> None:
+        started.set()
+        await release.wait()
+        handled.extend(d.key or "" for d in batch)
+
+    consumer = lane_consumer(harness, handle)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert len(handled) == harness.committed() == 40
+
+
+async def test_a_poison_record_in_one_lane_is_dead_lettered_and_the_other_lanes_go_on(harness: Harness) -> None:
+    await harness.publish(*(f"p-{n}" for n in range(20)), "bad")
+    applied: list[str] = []
+
+    async def handle(batch: list[Delivery]) -> None:
+        if any(d.key == "bad" for d in batch):
+            raise InvalidArgument("bad record", field="prediction_id")
+        applied.extend(d.key or "" for d in batch)
+
+    consumer = lane_consumer(harness, handle)
+    await run_until(consumer, lambda: harness.committed() == 21)
+    assert sorted(applied) == sorted(f"p-{n}" for n in range(20))
+    assert [r.key for r in harness.broker.records(DLQ)] == [b"bad"]
+
+
+async def test_the_real_driver_commits_by_hand_and_co_partitioned_groups_use_range_assignment() -> None:
+    from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+    from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+    from loopline_core.kafka.consumer import kafka_consumer
+    from loopline_core.settings import KafkaSettings
+
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:1")
+    plain = kafka_consumer(settings, [PREDICTIONS], "g")
+    joined = kafka_consumer(settings, [PREDICTIONS], "g", co_partitioned=True, fetch_min_bytes=65536,
+                            fetch_max_wait_ms=50)
+    try:
+        assert plain._partition_assignment_strategy == (RoundRobinPartitionAssignor,)
+        assert not plain._enable_auto_commit and plain._fetch_min_bytes == 1
+        assert joined._partition_assignment_strategy == (RangePartitionAssignor,)
+        assert (joined._fetch_min_bytes, joined._fetch_max_wait_ms) == (65536, 50)
+    finally:
+        await plain.stop()
+        await joined.stop()

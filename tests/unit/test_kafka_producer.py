@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind
 from loopline_core.errors import InvalidArgument, Unavailable
 from loopline_core.kafka.cloudevents import EventTypes, decode
 from loopline_core.kafka.memory import InMemoryBroker
-from loopline_core.kafka.producer import EventProducer, Outgoing, kafka_producer
+from loopline_core.kafka.producer import MAX_BATCH_BYTES, EventProducer, Outgoing, kafka_producer
 from loopline_core.kafka.topics import PREDICTIONS
 from loopline_core.settings import KafkaSettings
 
@@ -83,6 +83,41 @@ async def test_each_record_carries_the_context_of_its_send_span(producer_on, spa
     assert traceparent.split("-")[1:3] == [f"{send.context.trace_id:032x}", f"{send.context.span_id:016x}"]
 
 
+async def test_a_batch_is_sent_in_one_span_whose_context_every_record_carries(producer_on, spans) -> None:
+    producer, broker = producer_on
+    spans.clear()
+    with trace.get_tracer("test").start_as_current_span("request") as request:
+        ids = await producer.send_batch(PREDICTIONS, [Outgoing(f"p-{n}", PredictionLogged()) for n in range(5)])
+    [send] = [s for s in spans.get_finished_spans() if s.name == f"send {PREDICTIONS}"]
+    assert send.parent.span_id == request.get_span_context().span_id
+    assert send.attributes["messaging.batch.message_count"] == 5
+    records = broker.records(PREDICTIONS)
+    assert sorted(dict(r.headers)["ce_id"].decode() for r in records) == sorted(ids)
+    for record in records:
+        traceparent = dict(record.headers)["traceparent"].decode()
+        assert traceparent.split("-")[1:3] == [f"{send.context.trace_id:032x}", f"{send.context.span_id:016x}"]
+        assert decode(record.value, record.headers, EventTypes(PredictionLogged)).time == MOMENT
+
+
+async def test_an_empty_batch_sends_nothing(producer_on, spans) -> None:
+    producer, broker = producer_on
+    spans.clear()
+    assert await producer.send_batch(PREDICTIONS, []) == []
+    assert broker.records(PREDICTIONS) == [] and spans.get_finished_spans() == ()
+
+
+def test_the_partitioner_places_keys_as_the_java_client_does() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from loopline_core.kafka.producer import key_partitioner
+
+    partitions = list(range(6))
+    for key in (b"p-1", b"model-a", b"0f3c9a52-7d1e-4b8e-9a51-1f2e3d4c5b6a", b""):
+        assert key_partitioner(key, partitions, partitions) == DefaultPartitioner()(key, partitions, partitions)
+        assert key_partitioner(key, partitions, partitions) == key_partitioner(key, partitions, partitions)
+    assert key_partitioner(None, partitions, [2]) == 2
+
+
 async def test_send_before_start_is_unavailable() -> None:
     producer = EventProducer(KafkaSettings(), service="t", driver=InMemoryBroker().producer())
     with pytest.raises(Unavailable, match="not started"):
@@ -118,3 +153,4 @@ async def test_the_real_driver_is_idempotent_with_acks_all() -> None:
     assert driver._txn_manager is not None  # created only with enable_idempotence=True
     assert driver.client._client_id == "t"
     assert driver._sender._acks == -1
+    assert driver._message_accumulator._batch_size == MAX_BATCH_BYTES

@@ -106,6 +106,22 @@ def test_label_delay() -> None:
     assert domain.label_delay_ms(classifier([1.0]), feedback(class_index=0)) == 3000
 
 
+def test_label_delay_is_exact_to_the_millisecond_and_never_negative() -> None:
+    prediction, label = classifier([1.0]), feedback(class_index=0)
+    prediction.served_at.FromDatetime(NOW)
+    label.event_time.FromDatetime(NOW + timedelta(seconds=4, milliseconds=350, microseconds=999))
+    assert domain.label_delay_ms(prediction, label) == 4350
+    label.event_time.FromDatetime(NOW - timedelta(milliseconds=1))
+    assert domain.label_delay_ms(prediction, label) == 0
+
+
+def test_the_future_limit_holds_to_the_microsecond() -> None:
+    limit = NOW + domain.MAX_FUTURE_SKEW
+    domain.check_feedback(feedback(when=limit, number=1.0), NOW)
+    with pytest.raises(InvalidArgument, match="in the future"):
+        domain.check_feedback(feedback(when=limit + timedelta(microseconds=1), number=1.0), NOW)
+
+
 def test_macro_f1() -> None:
     # class 0: tp 8, fp 2, fn 0 -> 16/18; class 1: tp 0, fp 0, fn 2 -> 0
     assert domain.macro_f1([(0, 0, 8), (0, 1, 2)]) == pytest.approx((16 / 18) / 2)

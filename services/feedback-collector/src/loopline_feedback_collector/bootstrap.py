@@ -46,7 +46,10 @@ def wire(settings: FeedbackSettings) -> Collector:
     consumer = EventConsumer(settings.kafka, group_id=settings.join.group_id, topics=[PREDICTIONS, FEEDBACK],
                              types=EventTypes(predictions_pb2.PredictionLogged, predictions_pb2.FeedbackReceived),
                              dead_letters=producer, batch_handler=joiner.handle_batch,
-                             max_records=settings.join.max_records)
+                             max_records=settings.join.max_records,
+                             concurrent_partitions=settings.join.concurrent_partitions,
+                             fetch_min_bytes=settings.join.fetch_min_bytes,
+                             fetch_max_wait_ms=settings.join.fetch_max_wait_ms, co_partitioned=True)
     window = timedelta(seconds=settings.join.window_s)
 
     async def sweep() -> None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
+import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from loopline.events.v1 import predictions_pb2
 from loopline_core.errors import InvalidArgument
 from loopline_core.kafka.handlers import Delivery
@@ -28,6 +30,7 @@ from loopline_core.kafka.topics import LABELED
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from loopline_feedback_collector import domain
+from loopline_feedback_collector import join_store as store
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,19 @@ class JoinMetrics:
         self.rejected = Counter("feedback_rejected", "labels whose type does not fit the model", registry=r)
         self.expired = Counter("feedback_expired", "unmatched items expired", ["kind"], registry=r)
         self.batch_seconds = Histogram("feedback_batch_seconds", "time to join one batch", registry=r)
+        self.phase_seconds = Histogram("feedback_batch_phase_seconds", "time per phase of a join batch: acquire"
+                                       " (a connection), store, join, emit (to Kafka, acks), commit", ["phase"],
+                                       registry=r)
+
+
+class _Phases:
+    def __init__(self, histogram: Histogram, started: float) -> None:
+        self._histogram, self._last = histogram, started
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self._histogram.labels(phase).observe(now - self._last)
+        self._last = now
 
 
 class Joiner:
@@ -65,6 +81,8 @@ class Joiner:
         predictions: dict[tuple[str, int, int], predictions_pb2.PredictionLogged] = {}
         labels: dict[str, predictions_pb2.FeedbackReceived] = {}
         now = self._clock()
+        now_ts = Timestamp()
+        now_ts.FromDatetime(now)
         for delivery in deliveries:
             data = delivery.event.data
             if isinstance(data, predictions_pb2.PredictionLogged):
@@ -73,119 +91,97 @@ class Joiner:
             elif isinstance(data, predictions_pb2.FeedbackReceived):
                 domain.check_feedback(data, now)  # InvalidArgument: dead-lettered record by record
                 if not data.HasField("received_at"):
-                    data.received_at.FromDatetime(now)
+                    data.received_at.CopyFrom(now_ts)
                 held = labels.get(data.prediction_id)
                 if held is None or _newer(data, held):
                     labels[data.prediction_id] = data
-        async with self._pool().acquire() as conn, conn.transaction():
-            if predictions:
-                await conn.executemany(
-                    "INSERT INTO predictions (prediction_id, version, variant, model, served_at, payload)"
-                    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    [(pid, version, variant, p.model, p.served_at.ToDatetime(tzinfo=UTC), p.SerializeToString())
-                     for (pid, version, variant), p in predictions.items()])
-                self.metrics.predictions.inc(len(predictions))
-            if labels:
-                await self._upsert_labels(conn, labels)
-            ids = sorted({pid for pid, _, _ in predictions} | set(labels))
-            outgoing = await self._join(conn, ids, now)
-            if outgoing:
-                await self._producer.send_batch(LABELED, outgoing)
+        phases = _Phases(self.metrics.phase_seconds, started)
+        async with self._pool().acquire() as conn:
+            phases.done("acquire")
+            async with conn.transaction():
+                if predictions:
+                    await store.insert_predictions(conn, [
+                        (pid, version, variant, p.model, utc(p.served_at), p.SerializeToString())
+                        for (pid, version, variant), p in predictions.items()])
+                    self.metrics.predictions.inc(len(predictions))
+                if labels:
+                    await self._upsert_labels(conn, labels)
+                phases.done("store")
+                ids = sorted({pid for pid, _, _ in predictions} | set(labels))
+                outgoing = await self._join(conn, ids, now, now_ts)
+                phases.done("join")
+                if outgoing:
+                    await self._producer.send_batch(LABELED, outgoing)
+                phases.done("emit")
+            phases.done("commit")
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     async def _upsert_labels(self, conn: asyncpg.Connection,
                              labels: dict[str, predictions_pb2.FeedbackReceived]) -> None:
-        rows = await conn.fetch(
-            "SELECT prediction_id, event_time, label_value, revision FROM labels"
-            " WHERE prediction_id = ANY($1::text[]) FOR UPDATE", list(labels))
-        held = {row["prediction_id"]: row for row in rows}
-        inserts, updates, changes = [], [], []
-        for pid, feedback in labels.items():
-            value = label_value(feedback.label)
-            event_time = feedback.event_time.ToDatetime(tzinfo=UTC)
-            row = held.get(pid)
-            if row is None:
-                inserts.append((pid, event_time, feedback.received_at.ToDatetime(tzinfo=UTC), value,
-                                feedback.SerializeToString()))
-                self.metrics.labels.labels("new").inc()
-            elif row["label_value"] == value:
-                self.metrics.labels.labels("duplicate").inc()
-            elif event_time > row["event_time"]:
-                revision = row["revision"] + 1
-                updates.append((pid, event_time, value, feedback.SerializeToString(), revision))
-                changes.append((pid, revision, row["label_value"], value, row["event_time"], event_time))
-                self.metrics.labels.labels("changed").inc()
-            else:
-                self.metrics.labels.labels("stale").inc()
-        if inserts:
-            await conn.executemany(
-                "INSERT INTO labels (prediction_id, event_time, received_at, label_value, payload)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", inserts)
-        if updates:
-            await conn.executemany(
-                "UPDATE labels SET event_time = $2, label_value = $3, payload = $4, revision = $5, expired = false"
-                " WHERE prediction_id = $1", updates)
-            await conn.executemany(
-                "INSERT INTO label_changes (prediction_id, revision, old_value, new_value, old_event_time,"
-                " new_event_time) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", changes)
+        """Same value: no-op; a different value with a later event time wins (revision + 1,
+        the change recorded); an older one is ignored."""
+        values = {pid: label_value(feedback.label) for pid, feedback in labels.items()}
+        new = await store.insert_new_labels(conn, [
+            (pid, utc(feedback.event_time), utc(feedback.received_at), values[pid], feedback.SerializeToString())
+            for pid, feedback in labels.items()])
+        outcomes = collections.Counter({"new": len(new)})
+        if len(new) < len(labels):
+            held = await store.lock_labels(conn, [pid for pid in labels if pid not in new])
+            updates, changes = [], []
+            for pid, row in held.items():
+                feedback, value = labels[pid], values[pid]
+                event_time = utc(feedback.event_time)
+                if row.label_value == value:
+                    outcomes["duplicate"] += 1
+                elif event_time > row.event_time:
+                    revision = row.revision + 1
+                    updates.append((pid, event_time, value, feedback.SerializeToString(), revision))
+                    changes.append((pid, revision, row.label_value, value, row.event_time, event_time))
+                    outcomes["changed"] += 1
+                else:
+                    outcomes["stale"] += 1
+            if updates:
+                await store.replace_labels(conn, updates, changes)
+        for outcome, count in outcomes.items():
+            if count:
+                self.metrics.labels.labels(outcome).inc(count)
 
-    async def _join(self, conn: asyncpg.Connection, ids: list[str], now: datetime) -> list[Outgoing]:
+    async def _join(self, conn: asyncpg.Connection, ids: list[str], now: datetime,
+                    now_ts: Timestamp) -> list[Outgoing]:
         if not ids:
             return []
-        rows = await conn.fetch(
-            "SELECT p.prediction_id, p.version, p.variant, p.model, p.served_at, p.payload AS prediction,"
-            "       l.payload AS feedback, l.revision"
-            "  FROM predictions p JOIN labels l USING (prediction_id)"
-            "  LEFT JOIN joined j ON j.prediction_id = p.prediction_id AND j.version = p.version"
-            "       AND j.variant = p.variant"
-            "  LEFT JOIN rejected r ON r.prediction_id = p.prediction_id AND r.version = p.version"
-            "       AND r.variant = p.variant"
-            " WHERE p.prediction_id = ANY($1::text[]) AND (j.prediction_id IS NULL OR j.revision < l.revision)"
-            "   AND NOT p.expired AND NOT l.expired"
-            "   AND (r.prediction_id IS NULL OR j.prediction_id IS NOT NULL)", ids)
         outgoing: list[Outgoing] = []
-        joined_rows, rejected_rows = [], []
-        for row in rows:
-            prediction = predictions_pb2.PredictionLogged.FromString(row["prediction"])
-            feedback = predictions_pb2.FeedbackReceived.FromString(row["feedback"])
-            key = (row["prediction_id"], row["version"], row["variant"])
+        joined_rows: list[store.JoinedRow] = []
+        rejected_rows: list[store.RejectedRow] = []
+        joins: collections.Counter[tuple[str, str]] = collections.Counter()
+        for pair in await store.pairs_to_emit(conn, ids):
+            prediction = predictions_pb2.PredictionLogged.FromString(pair.prediction)
+            feedback = predictions_pb2.FeedbackReceived.FromString(pair.feedback)
+            key = (pair.prediction_id, pair.version, pair.variant)
             try:
                 scored = domain.score(prediction, feedback)
             except InvalidArgument as exc:
                 rejected_rows.append((*key, str(exc)))
-                self.metrics.rejected.inc()
                 continue
             delay = domain.label_delay_ms(prediction, feedback)
             record = predictions_pb2.LabeledPrediction(
-                prediction=prediction, feedback=feedback, label_delay_ms=delay, correct=scored.correct,
-                error=scored.error, revision=row["revision"])
-            record.joined_at.FromDatetime(now)
-            event_id = domain.labeled_event_id(*key, row["revision"])
-            joined_rows.append((*key, row["model"], row["revision"], event_id, scored.task, row["served_at"], now,
+                prediction=prediction, feedback=feedback, joined_at=now_ts, label_delay_ms=delay,
+                correct=scored.correct, error=scored.error, revision=pair.revision)
+            event_id = domain.labeled_event_id(*key, pair.revision)
+            joined_rows.append((*key, pair.model, pair.revision, event_id, scored.task, pair.served_at, now,
                                 delay, scored.correct, scored.predicted_class, scored.label_class, scored.log_loss,
                                 scored.error, record.SerializeToString()))
-            outgoing.append(Outgoing(row["model"], record, subject=row["prediction_id"], event_id=event_id))
-            self.metrics.joins.labels(row["model"], str(row["variant"])).inc()
+            outgoing.append(Outgoing(pair.model, record, subject=pair.prediction_id, event_id=event_id))
+            joins[(pair.model, str(pair.variant))] += 1
         if joined_rows:
-            await conn.executemany(
-                "INSERT INTO joined (prediction_id, version, variant, model, revision, event_id, task, served_at,"
-                " joined_at, label_delay_ms, correct, predicted_class, label_class, log_loss, error, payload)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-                " ON CONFLICT (prediction_id, version, variant) DO UPDATE SET revision = excluded.revision,"
-                " event_id = excluded.event_id, joined_at = excluded.joined_at,"
-                " label_delay_ms = excluded.label_delay_ms, correct = excluded.correct,"
-                " predicted_class = excluded.predicted_class, label_class = excluded.label_class,"
-                " log_loss = excluded.log_loss, error = excluded.error, payload = excluded.payload"
-                " WHERE joined.revision < excluded.revision", joined_rows)
-            await conn.execute("UPDATE labels SET matched = true, expired = false"
-                               " WHERE prediction_id = ANY($1::text[])",
-                               sorted({row[0] for row in joined_rows}))
+            await store.store_joined(conn, joined_rows)
         if rejected_rows:
-            await conn.executemany(
-                "INSERT INTO rejected (prediction_id, version, variant, reason) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT DO NOTHING", rejected_rows)
+            await store.store_rejected(conn, rejected_rows)
+            self.metrics.rejected.inc(len(rejected_rows))
             for pid, version, variant, reason in rejected_rows:
                 log.warning("label of %s (version %s, variant %s) rejected: %s", pid, version, variant, reason)
+        for (model, variant), count in joins.items():
+            self.metrics.joins.labels(model, variant).inc(count)
         return outgoing
 
     async def expire(self, window: timedelta) -> dict[str, int]:
@@ -207,6 +203,15 @@ class Joiner:
                         kind, count)
                     self.metrics.expired.labels(kind).inc(count)
         return {"predictions": predictions, "labels": labels}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc(timestamp: Timestamp) -> datetime:
+    """``timestamp.ToDatetime(tzinfo=UTC)`` (microseconds, nanoseconds dropped), without its
+    time-zone conversion: several per record."""
+    return _EPOCH + timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
 
 
 def _newer(candidate: predictions_pb2.FeedbackReceived, held: predictions_pb2.FeedbackReceived) -> bool:

@@ -13,8 +13,14 @@ class JoinSettings(BaseModel):
     #: How often the expiry sweep runs.
     expiry_interval_s: float = Field(default=60.0, gt=0)
     group_id: str = "feedback-collector"
-    #: Records per polled batch (one PostgreSQL transaction each).
+    #: Records per poll, split into one PostgreSQL transaction per partition batch.
     max_records: int = Field(default=3000, ge=1)
+    #: Partition lanes (batches of different partition numbers joined side by side).
+    concurrent_partitions: bool = True
+    #: The broker holds a fetch until this many bytes are there, or ``fetch_max_wait_ms``
+    #: passed: larger batches (fewer transactions and requests) for a bounded delay.
+    fetch_min_bytes: int = Field(default=64 * 1024, ge=1)
+    fetch_max_wait_ms: int = Field(default=50, ge=0)
 
 
 class FeedbackSettings(ServiceSettings):

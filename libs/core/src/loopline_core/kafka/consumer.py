@@ -22,6 +22,14 @@ to the records' traces. A retryable error retries the whole batch; any other
 error falls back to one record at a time (each as a one-element batch) so that
 only the poison record is dead-lettered. Offsets are committed after the batch.
 
+Partition lanes (``concurrent_partitions=True``): the batches of one poll are
+grouped by partition *number* across the consumed topics, and the lanes run side
+by side, each lane's batches one after another. Co-partitioned topics (same key,
+same partition count, e.g. predictions and feedback) put one key's records in one
+lane, so a join never sees two of its inputs half-applied at once; different keys
+overlap their database and broker round trips. Off by default: order across
+partitions is then the poll's, one batch at a time.
+
 ``stop()`` or cancelling ``run()`` is a graceful stop: the record in hand is
 finished (a retry wait is cut short and the record left for redelivery), what is
 done is committed, and the consumer leaves its group.
@@ -37,6 +45,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from loopline_core.errors import InvalidArgument, LooplineError
@@ -71,10 +81,20 @@ class ConsumerStats:
     dead_lettered: int = 0
 
 
-def kafka_consumer(settings: KafkaSettings, topics: Sequence[str], group_id: str) -> AIOKafkaConsumer:
+def kafka_consumer(settings: KafkaSettings, topics: Sequence[str], group_id: str, *, fetch_min_bytes: int = 1,
+                   fetch_max_wait_ms: int = 500, co_partitioned: bool = False) -> AIOKafkaConsumer:
+    """``fetch_min_bytes`` > 1 lets the broker hold a fetch up to ``fetch_max_wait_ms``
+    to fill it: fewer, larger batches for a little latency (aiokafka's defaults here).
+
+    ``co_partitioned``: the topics are joined by key, so every member of the group must
+    get the same partition numbers of each topic (range assignment, as Kafka Streams
+    requires); round robin, the default, could give predictions-1 and feedback-1 to two
+    processes that would then each miss the other's half of a join."""
+    assignor = RangePartitionAssignor if co_partitioned else RoundRobinPartitionAssignor
     return AIOKafkaConsumer(
         *topics, bootstrap_servers=settings.bootstrap_servers, group_id=group_id, client_id=group_id,
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        enable_auto_commit=False, auto_offset_reset="earliest", fetch_min_bytes=fetch_min_bytes,
+        fetch_max_wait_ms=fetch_max_wait_ms, partition_assignment_strategy=(assignor,),
     )
 
 
@@ -97,10 +117,13 @@ class EventConsumer:
     def __init__(self, settings: KafkaSettings, *, group_id: str, topics: Sequence[str], types: EventTypes,
                  dead_letters: EventProducer, handler: Handler | None = None,
                  batch_handler: BatchHandler | None = None, driver: ConsumerDriver | None = None,
-                 max_records: int = 100, stop_grace_s: float = 30.0,
+                 max_records: int = 100, stop_grace_s: float = 30.0, concurrent_partitions: bool = False,
+                 fetch_min_bytes: int = 1, fetch_max_wait_ms: int = 500, co_partitioned: bool = False,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """Exactly one of ``handler`` (one record at a time) and ``batch_handler``
-        (each polled partition batch at once; see ``RecordProcessor.process_batch``)."""
+        (each polled partition batch at once; see ``RecordProcessor.process_batch``).
+        ``concurrent_partitions``: partition lanes (module docstring); ``fetch_*`` and
+        ``co_partitioned``: see ``kafka_consumer`` (unused with an injected ``driver``)."""
         _check_dead_letter_topics(topics)
         if (handler is None) == (batch_handler is None):
             raise InvalidArgument("give exactly one of handler and batch_handler", field="handler")
@@ -115,6 +138,9 @@ class EventConsumer:
         self._driver = driver
         self._max_records = max_records
         self._stop_grace_s = stop_grace_s
+        self._concurrent = concurrent_partitions
+        self._driver_options = {"fetch_min_bytes": fetch_min_bytes, "fetch_max_wait_ms": fetch_max_wait_ms,
+                                "co_partitioned": co_partitioned}
         self._stopping = asyncio.Event()
         self._pending: dict[TopicPartition, int] = {}
         self._processor = RecordProcessor(
@@ -129,20 +155,17 @@ class EventConsumer:
 
     async def run(self) -> None:
         if self._driver is None:
-            self._driver = kafka_consumer(self._settings, self.topics, self.group_id)
+            self._driver = kafka_consumer(self._settings, self.topics, self.group_id, **self._driver_options)
         driver = self._driver
         async with translated_kafka_errors(f"starting consumer {self.group_id}"):
             await driver.start()
         try:
             while not self._stopping.is_set():
-                for records in (await self._poll(driver)).values():
-                    if self._batch_handler is not None:
-                        if self._stopping.is_set() or not await self._finish_batch(records, self._batch_handler):
-                            break
-                        continue
-                    for record in records:
-                        if self._stopping.is_set() or not await self._finish(record):
-                            break
+                polled = await self._poll(driver)
+                if self._concurrent and len(polled) > 1:
+                    await self._run_lanes(polled)
+                else:
+                    await self._lane(list(polled.values()))
                 await self._commit(driver)
         finally:
             try:
@@ -152,6 +175,37 @@ class EventConsumer:
                             self.group_id, exc)
             finally:
                 await driver.stop()
+
+    async def _lane(self, batches: list[list[ConsumerRecord]]) -> bool:
+        """Finish partition batches one after another; False once a stop cut it short."""
+        for records in batches:
+            if self._stopping.is_set():
+                return False
+            if self._batch_handler is not None:
+                if not await self._finish_batch(records, self._batch_handler):
+                    return False
+                continue
+            for record in records:
+                if self._stopping.is_set() or not await self._finish(record):
+                    return False
+        return True
+
+    async def _run_lanes(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        lanes: dict[int, list[list[ConsumerRecord]]] = {}
+        for tp, records in polled.items():
+            lanes.setdefault(tp.partition, []).append(records)
+        tasks = [asyncio.ensure_future(self._lane(batches)) for batches in lanes.values()]
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            # Each lane finishes its batch in hand (within the stop grace), as run() alone would.
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+            raise
+        for task in tasks:
+            if (error := task.exception()) is not None:
+                raise error
 
     async def _poll(self, driver: ConsumerDriver) -> dict[TopicPartition, list[ConsumerRecord]]:
         poll = asyncio.ensure_future(driver.getmany(timeout_ms=1000, max_records=self._max_records))

@@ -1,7 +1,7 @@
 """W3C trace context across Kafka hops.
 
-A record is sent inside a ``send <topic>`` span (kind PRODUCER) whose context is
-injected into the record headers (``traceparent``, ``tracestate``) by the global
+A record is sent inside a ``send <topic>`` span (kind PRODUCER; one span for a
+whole ``send_batch``) whose context is injected into the record headers (``traceparent``, ``tracestate``) by the global
 propagator; a consumer extracts it and handles the record inside a
 ``process <topic>`` span (kind CONSUMER) that is a child of the producer's span,
 so one trace runs through the hop. Tracer and propagator are looked up when a span
@@ -41,6 +41,18 @@ def send_span(topic: str, event_id: str | None = None, key: str | None = None) -
         attributes["messaging.message.id"] = event_id
     if key is not None:
         attributes["messaging.kafka.message.key"] = key
+    with _tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield [(name, value.encode()) for name, value in carrier.items()]
+
+
+@contextmanager
+def send_batch_span(topic: str, count: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Open one ``send <topic>`` for ``count`` records and yield the trace headers that
+    every one of them carries (the batch span's context: a consumer's ``process``
+    span continues it)."""
+    attributes: dict[str, str | int] = {**_base_attributes(topic, "send"), "messaging.batch.message_count": count}
     with _tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes):
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
