@@ -151,5 +151,8 @@ async def test_a_resend_after_a_crash_keeps_the_ce_id(postgres_dsn: str, kafka_b
         while await registry.relay.relay_once():
             pass
     stored = [event_id for event_id, sent in await pending(postgres_dsn, model) if sent]
-    ids = [headers(r)["ce_id"] for r in await read_models_topic(kafka_bootstrap, model)]
+    records = await read_models_topic(kafka_bootstrap, model)
+    ids = [headers(r)["ce_id"] for r in records]
     assert len(stored) == 2 and ids == stored + stored
+    times = [headers(r)["ce_time"] for r in records]
+    assert times[:2] == times[2:]  # a re-sent event keeps its time too: when the change was committed

@@ -56,6 +56,9 @@ class Outgoing:
     message: Message
     subject: str | None = None
     event_id: str | None = None
+    #: ce_time: when the event happened. Unset: the moment it is sent. A re-send
+    #: (outbox relay, retry) passes the original time along with the original id.
+    time: datetime | None = None
 
 
 #: Largest record batch per partition (below the broker's default message.max.bytes, 1 MiB).
@@ -125,7 +128,7 @@ class EventProducer:
         driver = self._ready_driver()
         moment = self._clock()
         events = [new_event(item.message, source=self.source, event_id=item.event_id, subject=item.subject,
-                            time=moment) for item in items]
+                            time=item.time or moment) for item in items]
         single = len(items) == 1
         with (send_span(topic, events[0].id, items[0].key) if single else send_batch_span(topic, len(items))
               ) as trace_headers:

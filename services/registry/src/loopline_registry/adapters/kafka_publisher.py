@@ -22,7 +22,8 @@ class KafkaPublisher:
 
     async def publish(self, records: Sequence[OutboxRecord]) -> None:
         for (topic, traceparent), group in groupby(records, key=lambda r: (r.topic, r.traceparent)):
-            items = [Outgoing(r.key, decode(r.type_name, r.payload), r.subject or None, r.event_id) for r in group]
+            items = [Outgoing(r.key, decode(r.type_name, r.payload), r.subject or None, r.event_id, r.created_at)
+                     for r in group]
             token = context.attach(propagate.extract({"traceparent": traceparent} if traceparent else {}))
             try:
                 await self._producer.send_batch(topic, items)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from loopline_core.errors import Unavailable
@@ -31,6 +32,8 @@ class OutboxRecord:
     payload: bytes
     subject: str
     traceparent: str
+    #: When the change was committed: the event's ce_time, the same on every re-send.
+    created_at: datetime | None = None
 
 
 class Claim(Protocol):

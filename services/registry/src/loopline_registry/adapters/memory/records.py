@@ -72,7 +72,7 @@ class Outbox(_Repo):
         seq = self._uow.state.next_seq
         self._uow.state.next_seq += 1
         self.t.outbox.append((OutboxRecord(seq, message.event_id, topic, key, type_name, payload, subject,
-                                           message.traceparent), False))
+                                           message.traceparent, message.created_at), False))
         self._uow.wrote_events = True
 
 

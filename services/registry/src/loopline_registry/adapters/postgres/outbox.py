@@ -42,7 +42,8 @@ class PostgresOutbox:
                 await conn.execute("DELETE FROM outbox WHERE published_at < now() - interval '7 days'")
             mine = await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))")
             rows = [] if not mine else await conn.fetch(
-                "SELECT seq, event_id, topic, key, type, payload, subject, traceparent FROM outbox"
+                "SELECT seq, event_id, topic, key, type, payload, subject, traceparent, created_at FROM outbox"
                 " WHERE published_at IS NULL ORDER BY seq LIMIT $1", limit)
             yield _Claim(conn, [OutboxRecord(r["seq"], r["event_id"], r["topic"], r["key"], r["type"],
-                                             bytes(r["payload"]), r["subject"], r["traceparent"]) for r in rows])
+                                             bytes(r["payload"]), r["subject"], r["traceparent"], r["created_at"])
+                                             for r in rows])
