@@ -18,7 +18,7 @@ from loopline.events.v1 import predictions_pb2 as epb
 from loopline_core.db.migrations import core_migrations, load_folder, migrate
 from loopline_core.kafka.cloudevents import EventTypes, decode
 from loopline_core.kafka.handlers import Delivery
-from loopline_core.kafka.topics import DRIFT_INPUTS, all_topics
+from loopline_core.kafka.topics import DRIFT_INPUTS, LABELED, PREDICTIONS, all_topics
 from loopline_drift_detector.adapters.checkpoints import InMemoryCheckpoints, PostgresCheckpoints
 from loopline_drift_detector.adapters.registry import InMemoryVersions
 from loopline_drift_detector.bootstrap import DriftDetector, wire
@@ -85,6 +85,27 @@ class Replica:
         self.service.detect.stop()
         await asyncio.gather(*self._tasks)
         await self.service.producer.stop()
+
+
+async def start_at_the_end(bootstrap: str, s: DriftSettings) -> dict[int, int]:
+    """Commits the current ends of the input topics for the run's two groups, so that they
+    see only what the test publishes next: a new group would otherwise start from the
+    beginning, behind every record earlier tests left there (models this test's registry
+    does not know, each dead-lettered on its own), and the test's wait would run out.
+    Returns where each drift-inputs partition starts for the run."""
+    starts: dict[int, int] = {}
+    for group, topics in ((s.route_group, (PREDICTIONS, LABELED)), (s.detect_group, (DRIFT_INPUTS,))):
+        client = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await client.start()
+        try:
+            partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS[t])]
+            client.assign(partitions)
+            ends = await client.end_offsets(partitions)
+            await client.commit(ends)
+            starts.update({tp.partition: offset for tp, offset in ends.items() if tp.topic == DRIFT_INPUTS})
+        finally:
+            await client.stop()
+    return starts
 
 
 async def read_topic(bootstrap: str, topic: str, key: str) -> list[ConsumerRecord[bytes, bytes]]:

@@ -17,8 +17,8 @@ from loopline_drift_detector.domain.catalogue import ValidationMetrics
 from loopline_drift_detector.synthetic_events import prediction
 
 from drift_it import (
-    SECOND, Replica, checkpointed_offset, events, oracle, partition_of, read_topic, schema_pool, settings, unique,
-    wait_for,
+    SECOND, Replica, checkpointed_offset, events, oracle, partition_of, read_topic, schema_pool, settings,
+    start_at_the_end, unique, wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -65,11 +65,13 @@ async def test_injected_drift_gives_one_retrain_request_per_cooldown_window_and_
         s = settings(kafka_bootstrap, postgres_dsn, "unused", run,
                      retrain={"cooldown_s": COOLDOWN_S, "request_timeout_s": COOLDOWN_S})
         stream = drifting(model, seed=3)
+        starts = await start_at_the_end(kafka_bootstrap, s)
         await publish(kafka_bootstrap, stream)
         first = Replica(s, pool, versions)
         await first.start()
         # stop mid-stream: once the detect loop has checkpointed part of the model's partition
-        await wait_for(lambda: _past(pool, s.detect_group, partition_of(model), 600), "a first checkpoint")
+        partition = partition_of(model)
+        await wait_for(lambda: _past(pool, s.detect_group, partition, starts[partition] + 600), "a first checkpoint")
         await first.stop()
         second = Replica(s, pool, versions)
         await second.start()
@@ -102,9 +104,12 @@ async def test_two_replicas_split_the_models_without_double_alerts(kafka_bootstr
     versions = registry(*models)
     async with schema_pool(postgres_dsn) as pool:
         s = settings(kafka_bootstrap, postgres_dsn, "unused", run)
+        await start_at_the_end(kafka_bootstrap, s)
         replicas = [Replica(s, pool, versions), Replica(s, pool, versions)]
         for r in replicas:
             await r.start()
+        # both in the group before the stream starts, or the first may handle all of it alone
+        await wait_for(lambda: _both_assigned(replicas), "both replicas to be given partitions")
         streams = {m: drifting(m, seed=i, n=1600) for i, m in enumerate(models)}
         await publish(kafka_bootstrap, [e for pair in zip(*streams.values()) for e in pair])
         for m in models:
@@ -119,3 +124,8 @@ async def test_two_replicas_split_the_models_without_double_alerts(kafka_bootstr
             assert ids == (await oracle(kafka_bootstrap, m, versions, s))[0]
             assert len(await events(kafka_bootstrap, RETRAIN, m)) == 1
         assert all(owned) and not set(owned[0]) & set(owned[1])  # both replicas own partitions, none twice
+
+
+async def _both_assigned(replicas: list[Replica]) -> bool:
+    owned = [r.service.persistence.owned for r in replicas]
+    return all(owned) and not set.intersection(*owned)  # type: ignore[arg-type]

@@ -158,3 +158,17 @@ def test_bad_configuration_is_refused_by_name(settings: dict[str, Any], field: s
     with pytest.raises(InvalidArgument) as e:
         ModelMonitor("m", 1, profile, config=MonitorConfig.from_mapping(settings))
     assert e.value.field == field
+
+
+def test_a_row_in_signature_order_and_posix_times_decide_as_a_mapping_and_datetimes_do() -> None:
+    rows = synthetic.covariate_shift(3, 4, 0, 1000, 600, 1.5)
+    by_name, by_row = ModelMonitor("m", 1, FOUR), ModelMonitor("m", 1, FOUR)
+    signature = ("extra", "f3", "f1", "f0")  # another order, a column not profiled, f2 absent
+    columns = by_row.columns(signature)
+    expected, got = [], []
+    for i, row in enumerate(rows):
+        expected += by_name.observe_inputs({k: v for k, v in row.items() if k != "f2"}, at=_at(i), trace_id=f"t{i}")
+        values = [7.0] + [row[name] for name in signature[1:]]
+        got += by_row.observe_row(values, columns, at=_at(i).timestamp(), trace_id=f"t{i}")
+    assert got == expected and [d.feature for d in got][:1] == ["f0"]
+    assert by_row.value_counts() == by_name.value_counts() and by_row.value_counts()["f2"]["missing"] == len(rows)

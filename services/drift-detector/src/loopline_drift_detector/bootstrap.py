@@ -46,7 +46,7 @@ class DriftDetector:
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
-            await self.persistence.save_all()
+            await self.detection.save_all()
 
     def background(self) -> list[Background]:
         return [Background("drift-route", self.run_route), Background("drift-detect", self.run_detect)]
@@ -85,14 +85,19 @@ class _LazyStore:
         return getattr(PostgresCheckpoints(self._postgres.pool), name)
 
 
-def build(settings: DriftSettings) -> ServiceHost:
+def build(settings: DriftSettings, *, versions: VersionSource | None = None) -> ServiceHost:
+    """The service host; ``versions`` replaces the registry (``make bench-drift`` serves
+    fixed versions, so that the benchmark needs no registry)."""
     migrations = load_folder("drift-detector", resources.files("loopline_drift_detector") / "migrations")
     postgres = PostgresResource(settings.postgres, settings.postgres_schema, migrations)
-    registry = GrpcPeer("registry", settings.endpoints.registry)
-    versions = _RegistryVersions(registry, settings.endpoints.registry_api_key)
+    components = [postgres.component()]
+    if versions is None:
+        registry = GrpcPeer("registry", settings.endpoints.registry)
+        versions = _RegistryVersions(registry, settings.endpoints.registry_api_key)
+        components.append(registry.component())
     service = wire(settings, store=_LazyStore(postgres), versions=versions)  # type: ignore[arg-type]
-    return assemble(settings, components=[postgres.component(), registry.component(), *service.components],
-                    background=service.background())
+    return assemble(settings, components=[*components, *service.components], background=service.background(),
+                    metrics=service.detection.metrics.registry)
 
 
 class _RegistryVersions:

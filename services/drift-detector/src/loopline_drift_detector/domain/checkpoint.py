@@ -30,7 +30,8 @@ import river
 from loopline_core.errors import FailedPrecondition
 
 MAGIC = b"LLDC"
-FORMAT = 1
+#: 2: streams keep their times as POSIX seconds.
+FORMAT = 2
 
 
 class CheckpointRejected(FailedPrecondition):

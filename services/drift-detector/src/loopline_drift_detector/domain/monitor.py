@@ -10,12 +10,19 @@
 [('data', 'x', 'cusum', 55)]
 >>> monitor.observe_inputs({"x": float("nan")}, at=now), monitor.value_counts()["x"]["nan"]
 ([], 1)
+
+A row in signature order is cheaper than a mapping (no dict per event), and a time
+may be given as POSIX seconds:
+
+>>> columns = monitor.columns(("y", "x"))
+>>> monitor.observe_row([0.0, float("inf")], columns, at=now.timestamp()), monitor.value_counts()["x"]["inf"]
+([], 1)
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,24 +71,46 @@ class ModelMonitor:
         return Stream(model=self.model, version=self.version, key=key, kind=kind, feature=feature,
                       guard=guard, detectors=detectors, config=self.config, profile=profile)
 
-    def observe_inputs(self, inputs: Mapping[str, Any], *, at: datetime, trace_id: str = "") -> list[DriftDecision]:
-        """One prediction's inputs by feature name; a feature left out counts as missing."""
+    def observe_inputs(self, inputs: Mapping[str, Any], *, at: datetime | float,
+                       trace_id: str = "") -> list[DriftDecision]:
+        """One prediction's inputs by feature name; a feature left out counts as missing.
+        ``at``: the event time, an aware datetime or POSIX seconds."""
         if trace_id:
             self._traces.append(trace_id)
+        ts = _seconds(at)
         decisions = []
         for name, stream in self._features:
-            decision = stream.offer(inputs.get(name), at, self._traces)
+            decision = stream.offer(inputs.get(name), ts, self._traces)
             if decision is not None:
                 decisions.append(decision)
         return decisions
 
-    def observe_outcome(self, error: Any, *, at: datetime, trace_id: str = "") -> list[DriftDecision]:
+    def columns(self, feature_names: Sequence[str]) -> tuple[int, ...]:
+        """Where each watched feature sits in a row laid out as ``feature_names`` (-1: absent)."""
+        where = {name: i for i, name in enumerate(feature_names)}
+        return tuple(where.get(name, -1) for name, _ in self._features)
+
+    def observe_row(self, row: Sequence[Any], columns: Sequence[int], *, at: datetime | float,
+                    trace_id: str = "") -> list[DriftDecision]:
+        """``observe_inputs`` for a row read with ``columns`` (from ``columns()``)."""
+        if trace_id:
+            self._traces.append(trace_id)
+        ts = _seconds(at)
+        decisions = []
+        for (_, stream), column in zip(self._features, columns):
+            decision = stream.offer(row[column] if column >= 0 else None, ts, self._traces)
+            if decision is not None:
+                decisions.append(decision)
+        return decisions
+
+    def observe_outcome(self, error: Any, *, at: datetime | float, trace_id: str = "") -> list[DriftDecision]:
         """Whether a labelled prediction was wrong (``error=True``), never the other way round."""
         if trace_id:
             self._outcome_traces.append(trace_id)
+        ts = _seconds(at)
         decisions = []
         for stream in self._error_streams:
-            decision = stream.offer(error, at, self._outcome_traces)
+            decision = stream.offer(error, ts, self._outcome_traces)
             if decision is not None:
                 decisions.append(decision)
         return decisions
@@ -91,3 +120,13 @@ class ModelMonitor:
         if self._error_streams:
             counts["errors"] = self._error_streams[0].counts
         return counts
+
+
+def _seconds(at: datetime | float) -> float:
+    if type(at) is float:
+        return at
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise ValueError("an event time must carry its UTC offset")
+        return at.timestamp()
+    return float(at)

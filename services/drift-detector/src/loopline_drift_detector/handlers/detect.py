@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from loopline.events.v1 import predictions_pb2 as epb
 from loopline_core.errors import InvalidArgument, MalformedEvent
@@ -27,6 +26,7 @@ from loopline_drift_detector.domain.config import MonitorConfig
 from loopline_drift_detector.domain.decisions import DriftDecision
 from loopline_drift_detector.domain.monitor import ModelMonitor
 from loopline_drift_detector.handlers.inputs import features_row
+from loopline_drift_detector.handlers.metrics import DriftMetrics
 from loopline_drift_detector.handlers.outbox import StatePersistence, drift_outbox, retrain_outbox
 from loopline_drift_detector.handlers.state import PartitionState, Tracked
 
@@ -42,7 +42,8 @@ def trace_id(traceparent: str) -> str:
 class Detection:
     def __init__(self, versions: VersionSource, persistence: StatePersistence, *,
                  config_for: Callable[[str], MonitorConfig], checkpoint_interval_s: float = 5.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, metrics: DriftMetrics | None = None) -> None:
+        self.metrics = metrics or DriftMetrics()
         self._versions = versions
         self._persistence = persistence
         self._config_for = config_for
@@ -70,7 +71,11 @@ class Detection:
             for delivery in deliveries:
                 if delivery.offset < state.next_offset:
                     continue
-                decisions = await self._apply(state, delivery.event.data)
+                decisions = self._apply(state, delivery.event.data)
+                if decisions is None:  # a version seen for the first time: ask the registry
+                    await self._track(state, delivery.event.data)
+                    decisions = self._apply(state, delivery.event.data)
+                    assert decisions is not None
                 state.next_offset = delivery.offset + 1
                 self._dirty.add(partition)
                 for decision in decisions:
@@ -83,6 +88,13 @@ class Detection:
         await self._persistence.save(partition, outbox)
         self._saved_at[partition] = self._monotonic()
         self._dirty.discard(partition)
+        self.metrics.report(self._persistence.states[partition])
+
+    async def save_all(self) -> None:
+        """Saves every partition held, and reports it (the detect loop has stopped)."""
+        await self._persistence.save_all()
+        for state in self._persistence.states.values():
+            self.metrics.report(state)
 
     async def flush_idle(self) -> None:
         """Saves what changed and was not saved for ``checkpoint_interval_s`` (the stream went quiet)."""
@@ -99,16 +111,21 @@ class Detection:
 
     def _decided(self, state: PartitionState, partition: int, decision: DriftDecision) -> list[OutboxEvent]:
         state.counts[f"decisions.{decision.kind.value}"] += 1
+        self.metrics.decisions.labels(decision.model, decision.kind.value).inc()
         events = [drift_outbox(partition, decision)]
         request = state.policy.on_drift(decision)
         if request is not None:
             state.counts["retrain_requests"] += 1
+            self.metrics.retrain_requests.labels(request.model).inc()
             events.append(retrain_outbox(partition, request))
         return events
 
-    async def _apply(self, state: PartitionState, message: object) -> list[DriftDecision]:
-        if isinstance(message, epb.PredictionLogged):
-            tracked = await self._tracked(state, message.model, message.version)
+    def _apply(self, state: PartitionState, message: object) -> list[DriftDecision] | None:
+        """The decisions one record makes; None (nothing done) when its version is not tracked yet."""
+        if type(message) is epb.PredictionLogged:
+            tracked = state.versions.get((message.model, message.version))
+            if tracked is None:
+                return None
             if not tracked.data_drift:
                 state.counts["inputs_without_profile"] += 1
                 return []
@@ -116,15 +133,20 @@ class Detection:
             if len(row) != len(tracked.feature_names):
                 raise MalformedEvent(f"{message.model} v{message.version} has {len(tracked.feature_names)} "
                                      f"features, the prediction {len(row)}", field="inputs")
-            return tracked.monitor.observe_inputs(dict(zip(tracked.feature_names, row)),
-                                                  at=_time(message.served_at),
-                                                  trace_id=trace_id(message.trace.traceparent))
-        if isinstance(message, epb.LabeledPrediction):
+            return tracked.monitor.observe_row(row, tracked.columns, at=_seconds(message.served_at, "served_at"),
+                                               trace_id=trace_id(message.trace.traceparent))
+        if type(message) is epb.LabeledPrediction:
             p = message.prediction
-            tracked = await self._tracked(state, p.model, p.version)
-            return tracked.monitor.observe_outcome(not message.correct, at=_time(message.joined_at),
+            tracked = state.versions.get((p.model, p.version))
+            if tracked is None:
+                return None
+            return tracked.monitor.observe_outcome(not message.correct, at=_seconds(message.joined_at, "joined_at"),
                                                    trace_id=trace_id(p.trace.traceparent))
         raise MalformedEvent(f"unexpected event {type(message).__name__}", field="type")
+
+    async def _track(self, state: PartitionState, message: object) -> None:
+        p = message.prediction if isinstance(message, epb.LabeledPrediction) else message
+        await self._tracked(state, p.model, p.version)  # type: ignore[attr-defined]
 
     async def _tracked(self, state: PartitionState, model: str, version: int) -> Tracked:
         key = (model, version)
@@ -138,11 +160,14 @@ class Detection:
             data = info.profile is not None and bool(info.feature_names)
             monitor = ModelMonitor(model, version, info.profile if data else EMPTY,
                                    config=self._config_for(model), validation=info.validation)
-            tracked = state.versions[key] = Tracked(info.feature_names, monitor, data)
+            tracked = state.versions[key] = Tracked(info.feature_names, monitor, data,
+                                                    monitor.columns(info.feature_names))
         return tracked
 
 
-def _time(stamp: object) -> datetime:
-    if stamp.seconds == 0 and stamp.nanos == 0:  # type: ignore[attr-defined]
-        raise MalformedEvent("the event carries no time", field="served_at")
-    return stamp.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
+def _seconds(stamp: object, field: str) -> float:
+    """A protobuf Timestamp as POSIX seconds, to the microsecond (as ``ToDatetime``)."""
+    seconds, nanos = stamp.seconds, stamp.nanos  # type: ignore[attr-defined]
+    if seconds == 0 and nanos == 0:
+        raise MalformedEvent("the event carries no time", field=field)
+    return seconds + nanos // 1000 / 1e6

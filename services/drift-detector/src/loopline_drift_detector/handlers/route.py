@@ -24,19 +24,18 @@ from loopline_drift_detector.handlers.inputs import features_row
 
 
 def routed(delivery: Delivery) -> Outgoing | None:
+    """What goes on to loopline.drift-inputs.v1 for one record. The decoded message is
+    trimmed in place (it is this handler's own copy; a dead letter forwards the raw record)."""
     message = delivery.event.data
-    if isinstance(message, epb.PredictionLogged):
+    if type(message) is epb.PredictionLogged:
         if message.variant == cpb.VARIANT_SHADOW:
             return None
         features_row(message.inputs)
-        prediction = message
-        slim = epb.PredictionLogged()
-        slim.CopyFrom(message)
+        prediction = slim = message
         del slim.outputs[:]
-    elif isinstance(message, epb.LabeledPrediction):
+    elif type(message) is epb.LabeledPrediction:
         prediction = message.prediction
-        slim = epb.LabeledPrediction()
-        slim.CopyFrom(message)
+        slim = message
         del slim.prediction.inputs[:]
         del slim.prediction.outputs[:]
     else:

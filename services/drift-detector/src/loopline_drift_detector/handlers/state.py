@@ -20,6 +20,8 @@ class Tracked:
     monitor: ModelMonitor
     #: False when the version has no reference profile: only its errors are watched.
     data_drift: bool
+    #: Where each watched feature sits in a prediction's row (``ModelMonitor.columns``).
+    columns: tuple[int, ...] = ()
 
 
 @dataclass
