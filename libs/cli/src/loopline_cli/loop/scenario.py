@@ -44,6 +44,9 @@ class Run:
     new_champion: int | None = None
     errors: list[str] = field(default_factory=list)
     labels_sent: int = 0
+    requests: int = 0
+    #: time.monotonic() when the scenario began: the zero of every ``*_s`` above.
+    began: float = 0.0
 
 
 async def run_scenario(records: Iterable[Record], *, gateway: Gateway, feedback: Feedback, watcher: Watcher,
@@ -54,7 +57,7 @@ async def run_scenario(records: Iterable[Record], *, gateway: Gateway, feedback:
     if rate_hz <= 0:
         raise ValueError(f"rate_hz must be positive, got {rate_hz}")
     run, queue = Run(), LabelQueue(label_delay_s)
-    began = time.monotonic()
+    began = run.began = time.monotonic()
     period = 1.0 / rate_hz
     protocols = itertools.cycle(("grpc", "rest"))
 
@@ -86,6 +89,7 @@ async def run_scenario(records: Iterable[Record], *, gateway: Gateway, feedback:
                 break
             if i == change_at:
                 run.change_s = now
+            run.requests += 1
             try:
                 answer = await (gateway.infer_grpc(record) if next(protocols) == "grpc"
                                 else gateway.infer_rest(record))

@@ -20,8 +20,10 @@ from loopline_trainer.service.ports import Champion, NewVersion, Split
 _VARIANTS = {"champion": common_pb2.VARIANT_CHAMPION, "canary": common_pb2.VARIANT_CANARY}
 _NAMES = {v: k for k, v in _VARIANTS.items()}
 _CHUNK = 1 << 20
-_GATES = {"classification": pb.GatePolicy(metric="accuracy"),
-          "regression": pb.GatePolicy(metric="rmse", lower_is_better=True)}
+#: Classifiers get the registry's default gate (its GATE__* settings: accuracy, higher is better, and
+#: the margin the operator chose); an explicit policy here would pin the margin to 0. Regressors need
+#: their own metric.
+_GATES = {"regression": pb.GatePolicy(metric="rmse", lower_is_better=True)}
 
 
 class GrpcRegistry:
@@ -38,7 +40,7 @@ class GrpcRegistry:
     async def ensure_model(self, model: str, task: str) -> None:
         try:
             await self._call("CreateModel", pb.CreateModelRequest(
-                name=model, task=task, gate=_GATES[task], idempotency_key=f"trainer/model/{model}",
+                name=model, task=task, gate=_GATES.get(task), idempotency_key=f"trainer/model/{model}",
                 description="created by the trainer"))
         except AlreadyExists:
             pass
