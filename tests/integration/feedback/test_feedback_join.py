@@ -227,6 +227,10 @@ async def test_bad_input_is_named_and_the_consumer_goes_on(kafka_bootstrap: str,
             assert (streamed.accepted, streamed.duplicates, [e.index for e in streamed.errors]) == (1, 1, [1])
             quality_rpc = await stub.GetQuality(feedback_pb2.GetQualityRequest(model=model))
             assert [w.labelled for w in quality_rpc.windows] == [1]
+            since_request = feedback_pb2.GetQualityRequest(model=model)
+            since_request.since.FromDatetime(datetime(2020, 1, 1, tzinfo=UTC))
+            windows = {w.window for w in (await stub.GetQuality(since_request)).windows}
+            assert "since:2020-01-01T00:00:00+00:00" in windows  # the contract's spelling: since:<RFC 3339>
             exported = [r async for chunk in stub.ExportLabeled(feedback_pb2.ExportLabeledRequest(model=model))
                         for r in chunk.records]
             assert [r.prediction.prediction_id for r in exported] == [good.prediction_id]

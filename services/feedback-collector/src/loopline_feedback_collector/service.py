@@ -95,7 +95,7 @@ class FeedbackService:
             key = (g["version"], g["variant"])
             n = g["n"]
             window = response.windows.add(version=g["version"], variant=g["variant"],
-                                          window=f"since {since.isoformat()}" if since else "all",
+                                          window=f"since:{since.isoformat()}" if since else "all",
                                           labelled=n, label_delay_p50_ms=float(g["delay"] or 0.0))
             window.label_coverage = n / served_by[key] if served_by.get(key) else 0.0
             if g["task"] == "classification":
