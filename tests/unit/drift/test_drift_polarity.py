@@ -76,3 +76,17 @@ def test_callers_pass_booleans_and_numbers_alike(name: str) -> None:
     errors = synthetic.error_bits(seed=6, n_before=1000, n_after=500).tolist()
     as_bools, as_ints = make("error", name), make("error", name)
     assert firings(as_bools, errors) == firings(as_ints, [int(e) for e in errors])
+
+
+def test_a_perfect_holdout_does_not_make_the_error_cusum_alarm_on_a_few_live_errors() -> None:
+    """A version that scored 1.000 on its holdout, served at a 4% live error rate: no alarm."""
+    import random
+
+    from loopline_drift_detector.domain.performance import ErrorRateCUSUM
+
+    alarms = 0
+    for seed in range(50):
+        rng = random.Random(seed)
+        detector = ErrorRateCUSUM(validation_error=0.0)
+        alarms += any(detector._learn(rng.random() < 0.04) for _ in range(500))
+    assert alarms <= 2

@@ -33,6 +33,10 @@ from loopline_drift_detector.domain.divergence import bernoulli_kl
 from loopline_core.profiles.values import ErrorGuard
 
 
+#: The lowest in-control error rate the CUSUM assumes, whatever the holdout said.
+ERROR_RATE_FLOOR = 0.02
+
+
 class ErrorRateCUSUM(Detector):
     name = "error_cusum"
     accepts = "error"
@@ -42,7 +46,9 @@ class ErrorRateCUSUM(Detector):
         self.validation_error = validation_error
         self.increase = increase
         self.h = h
-        p0 = min(max(validation_error, 1e-3), 0.99)
+        # A perfect score on a finite holdout is no evidence of a 0% live error rate: with
+        # p0 at 0.1% two errors in a row would alarm. 2% is the floor of the in-control rate.
+        p0 = min(max(validation_error, ERROR_RATE_FLOOR), 0.99)
         p1 = min(p0 + increase, 0.999)
         self._on_error = math.log(p1 / p0)
         self._on_correct = math.log((1 - p1) / (1 - p0))
