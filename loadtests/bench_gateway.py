@@ -9,11 +9,15 @@ from /proc with prediction logging on (each phase waits until Kafka has
 acknowledged every PredictionLogged, so the logging CPU is counted too).
 
 Kafka and Triton are started through the local-stack API; the gateway runs in its
-own process (loadtests/gateway/serve.py). BENCH_GATEWAY_PROTOCOLS (grpc,rest) and
-BENCH_GATEWAY_CONCURRENCY (1,4,16) narrow the cases. Every phase is bounded by a request count
-and a time limit. Results go to stdout and $BENCH_OUT/gateway.json (default
-.run/bench/). BENCH_GATEWAY_TRACING=0 runs the gateway without the OTel SDK, BENCH_GATEWAY_LOG=0
-without the prediction log, BENCH_GATEWAY_FLUSH_MS sets the log's flush interval.
+own process (loadtests/gateway/serve.py). Results go to stdout and
+$BENCH_OUT/gateway.json (default .run/bench/). Knobs (environment):
+BENCH_GATEWAY_PROTOCOLS (grpc,rest) and BENCH_GATEWAY_CONCURRENCY (1,4,16) narrow the
+cases; BENCH_GATEWAY_ROUNDS (2) sets the rounds (every phase is bounded by a request
+count and a time limit); BENCH_GATEWAY_TRACING=0 runs the gateway without the OTel
+SDK; BENCH_GATEWAY_SAMPLE=0.01 samples that share of traces (parent-based ratio
+sampler; default: every request); BENCH_GATEWAY_LOG=0 runs without the prediction
+log; BENCH_GATEWAY_FLUSH_MS sets the log's flush interval; BENCH_GATEWAY_TRITON=grpc
+sends inference to Triton over gRPC instead of HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from loadtests.gateway.serve import free_port
 
 CONCURRENCY = (1, 4, 16)
 COUNTS = {1: 1500, 4: 3000, 16: 4000}
-TIME_LIMIT_S, ROUNDS, FEATURES, CLASSES = 6.0, 2, 16, 4
+TIME_LIMIT_S, FEATURES, CLASSES = 6.0, 16, 4
+ROUNDS = int(os.environ.get("BENCH_GATEWAY_ROUNDS", "2"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -142,6 +147,9 @@ def main() -> int:
 
     out = Path(os.environ.get("BENCH_OUT", ".run/bench"))
     tracing = os.environ.get("BENCH_GATEWAY_TRACING", "1") != "0"
+    sample = os.environ.get("BENCH_GATEWAY_SAMPLE", "")
+    data_plane = os.environ.get("BENCH_GATEWAY_TRITON", "http")
+    flush_ms = os.environ.get("BENCH_GATEWAY_FLUSH_MS", "100")
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as scratch:
         root = Path(scratch)
         stack = Stack(StackConfig.for_tests(root / "stack"))
@@ -161,10 +169,15 @@ def main() -> int:
                           "kafka": {"bootstrap_servers": cfg.kafka_bootstrap},
                           "telemetry": {"local_trace_dir": str(root / "traces")},
                           "prediction_log": {"enabled": os.environ.get("BENCH_GATEWAY_LOG", "1") != "0",
-                                             "flush_interval_ms": int(os.environ.get("BENCH_GATEWAY_FLUSH_MS", "100"))}}}
+                                             "flush_interval_ms": int(flush_ms)}}}
+            if "BENCH_GATEWAY_TRITON" in os.environ:
+                config["settings"]["triton_data_plane"] = data_plane  # type: ignore[index]
             config_path = root / "gateway.json"
             config_path.write_text(json.dumps(config))
-            gateway = subprocess.Popen([sys.executable, "-m", "loadtests.gateway.serve", str(config_path)])
+            env = dict(os.environ)
+            if sample:
+                env.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=sample)
+            gateway = subprocess.Popen([sys.executable, "-m", "loadtests.gateway.serve", str(config_path)], env=env)
             ready = config_path.with_suffix(".ready")
             deadline = time.monotonic() + 180
             while not ready.exists():
@@ -180,7 +193,10 @@ def main() -> int:
                 gateway.wait(30)
             stack.down()
     out.mkdir(parents=True, exist_ok=True)
-    report = {"benchmark": "gateway", "tracing": tracing, "cpu_count": os.cpu_count(), "cases": rows,
+    report = {"benchmark": "gateway", "tracing": tracing, "trace_sample": float(sample) if sample else 1.0,
+              "triton_data_plane": data_plane, "prediction_log": os.environ.get("BENCH_GATEWAY_LOG", "1") != "0",
+              "cpu_count": os.cpu_count(), "load_average_after": [round(v, 2) for v in os.getloadavg()],
+              "cases": rows,
               "note": "Triton python backend on CPU; client, gateway, Triton and Kafka share this machine"}
     (out / "gateway.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'gateway.json'}")

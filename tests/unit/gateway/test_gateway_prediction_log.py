@@ -78,3 +78,19 @@ async def test_a_send_cancelled_at_shutdown_is_sent_by_the_final_flush() -> None
     kafka.down.clear()
     await log.flush()
     assert len(set(kafka.ids)) == 3 and log.sent == 3
+
+
+def test_every_datatype_family_is_logged_in_its_contents_field() -> None:
+    import numpy as np
+
+    from loopline_serving_gateway.handlers.tensors import flat_values
+
+    bf16 = (np.array([1.5, -2.0], np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
+    assert flat_values("BF16", bf16) == ("fp_contents", [1.5, -2.0])
+    assert flat_values("FP16", np.array([0.5], np.float16).tobytes()) == ("fp_contents", [0.5])
+    assert flat_values("INT64", np.array([-3, 4], np.int64).tobytes()) == ("int_contents", [-3, 4])
+    assert flat_values("UINT8", b"\x07") == ("int_contents", [7])
+    assert flat_values("BOOL", b"\x01\x00") == ("bool_contents", [True, False])
+    assert flat_values("BYTES", b"\x02\x00\x00\x00hi") == ("bytes_contents", [b"hi"])
+    typed = pb.InferTensorContents(int_contents=[5, 6])
+    assert flat_values("INT32", None, typed) == ("int_contents", [5, 6])

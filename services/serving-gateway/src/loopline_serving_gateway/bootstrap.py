@@ -14,15 +14,17 @@ from loopline_core.servers.host import Background, Component, ServiceHost
 
 from loopline_serving_gateway.adapters.registry import GrpcRegistry, RegistryPort
 from loopline_serving_gateway.adapters.triton import TritonGrpc
+from loopline_serving_gateway.adapters.triton_http import TritonHttp
 from loopline_serving_gateway.domain.routing import RoutingTable
 from loopline_serving_gateway.entrypoints.events import FromLatest, model_events_consumer
 from loopline_serving_gateway.entrypoints.grpc_v2 import InferenceServer, InferenceServicer
 from loopline_serving_gateway.entrypoints.rest_v2 import v2_router
 from loopline_serving_gateway.handlers.auth import Gatekeeper
-from loopline_serving_gateway.handlers.inference import Inference
+from loopline_serving_gateway.handlers.inference import Inference, TritonInfer
 from loopline_serving_gateway.handlers.models import ModelCatalog
 from loopline_serving_gateway.handlers.prediction_log import PredictionLog
 from loopline_serving_gateway.handlers.reconciler import Reconciler
+from loopline_serving_gateway.handlers.tracing import Tracing
 from loopline_serving_gateway.metrics import GatewayMetrics
 from loopline_serving_gateway.settings import GatewaySettings
 
@@ -50,7 +52,12 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     table = RoutingTable()
     inflight: Counter[str] = Counter()
     triton = TritonGrpc(settings.triton.grpc_url)
+    data_plane: TritonInfer = triton
     components: list[Component] = [triton.component()]
+    if settings.triton_data_plane == "http":
+        http = TritonHttp(settings.triton.http_url)
+        data_plane = http
+        components.append(http.component())
     if registry is None:
         peer = GrpcPeer("registry", settings.endpoints.registry)
         components.append(Component("registry", peer.start, peer.stop))
@@ -80,7 +87,7 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
         catalog.started = True
 
     components.append(Component("deployments", first_sync))
-    inference = Inference(table, triton, prediction_log, metrics, settings, inflight)
+    inference = Inference(table, data_plane, prediction_log, metrics, settings, inflight)
     gatekeeper = Gatekeeper(settings.api_keys, settings.rate_limit_per_key)
     servicer = InferenceServicer(inference, catalog, gatekeeper, settings.trace_requests)
     grpc_server = InferenceServer(servicer, settings.host, settings.grpc_port, settings.limits.max_request_bytes)
@@ -92,8 +99,9 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     if model_events is not None:
         consumer = model_events_consumer(settings.kafka, reconciler, producer, model_events)
         background.append(Background("model-events", consumer.run))
+    router = v2_router(inference, catalog, gatekeeper, settings.limits, Tracing(settings.trace_requests))
     host = assemble(settings.model_copy(update={"grpc_port": 0}), components=components, background=background,
-                    routers=[v2_router(inference, catalog, gatekeeper, settings.limits)], metrics=metrics.registry)
+                    routers=[router], metrics=metrics.registry)
     return Gateway(host, table, reconciler, prediction_log, metrics, grpc_server, catalog, model_events)
 
 

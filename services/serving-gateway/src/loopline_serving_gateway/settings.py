@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from loopline_core.settings import ServiceSettings
@@ -33,6 +35,9 @@ class GatewaySettings(ServiceSettings):
     workers: int = Field(default=1, ge=1, le=64)
     #: Run the event loop on uvloop (less CPU per request than the default loop).
     uvloop: bool = True
+    #: How inference reaches Triton: "http" (V2 HTTP/1.1 with binary tensors on a kept-alive pool,
+    #: the cheaper path) or "grpc" (a grpc.aio unary call per request). Control calls always use gRPC.
+    triton_data_plane: Literal["http", "grpc"] = "http"
     #: Deadline of one call to Triton; past it the fallback answers.
     triton_timeout_s: float = Field(default=5.0, gt=0)
     #: Triton backend written into config.pbtxt: "python" (local shim) or "pytorch" (official image).

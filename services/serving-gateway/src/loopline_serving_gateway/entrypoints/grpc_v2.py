@@ -1,47 +1,74 @@
-"""V2 gRPC edge: ``inference.GRPCInferenceService`` with tritonclient's own generated code.
+"""V2 gRPC edge: ``inference.GRPCInferenceService`` on a grpc.aio server of its own.
 
-Served on a grpc.aio server of its own with no interceptors (the OTel span is
-opened here, only when tracing is on), because every microsecond on this path
-counts. Triton's control methods (repository, shared memory, logging, trace
-settings, statistics, config) are refused with PERMISSION_DENIED.
+Served through a generic handler with no interceptors: ModelInfer takes the request
+bytes and parses them once (upb), and its answer is serialized here, so grpc.aio
+does no extra (de)serialization work and no servicer indirection. The OTel spans
+are opened here (one SERVER span, one CLIENT span per Triton call), only when
+tracing is on. Triton's control methods (repository, shared memory, logging,
+trace settings, statistics, config, streaming) are refused with PERMISSION_DENIED.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from opentelemetry import propagate, trace
+from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from loopline_core.edges.grpc import status_for
-from loopline_core.errors import LooplineError
+from loopline_core.errors import InvalidArgument, LooplineError
 from loopline_core.servers.host import Component
 
 from loopline_serving_gateway.handlers.auth import Gatekeeper
 from loopline_serving_gateway.handlers.inference import Inference
 from loopline_serving_gateway.handlers.models import ModelCatalog
+from loopline_serving_gateway.handlers.tracing import Tracing, failed
 
-_CONTROL = ("CudaSharedMemoryRegister", "CudaSharedMemoryStatus", "CudaSharedMemoryUnregister", "LogSettings",
-            "ModelConfig", "ModelStatistics", "ModelStreamInfer", "RepositoryIndex", "RepositoryModelLoad",
-            "RepositoryModelUnload", "SystemSharedMemoryRegister", "SystemSharedMemoryStatus",
-            "SystemSharedMemoryUnregister", "TraceSetting")
-_tracer = trace.get_tracer("loopline.serving_gateway")
+SERVICE = "inference.GRPCInferenceService"
+CONTROL = ("CudaSharedMemoryRegister", "CudaSharedMemoryStatus", "CudaSharedMemoryUnregister", "LogSettings",
+           "ModelConfig", "ModelStatistics", "ModelStreamInfer", "RepositoryIndex", "RepositoryModelLoad",
+           "RepositoryModelUnload", "SystemSharedMemoryRegister", "SystemSharedMemoryStatus",
+           "SystemSharedMemoryUnregister", "TraceSetting")
+_STREAMING = {"ModelStreamInfer"}
+_SPAN = f"{SERVICE}/ModelInfer"
 
 
-def _refused(name: str) -> Any:
-    async def refuse(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _refused(name: str) -> grpc.RpcMethodHandler:
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{name} is not reachable through the gateway")
-    return refuse
+    if name in _STREAMING:
+        return grpc.stream_stream_rpc_method_handler(refuse)  # type: ignore[arg-type]
+    return grpc.unary_unary_rpc_method_handler(refuse)
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, inference: Inference, catalog: ModelCatalog, gatekeeper: Gatekeeper, tracing: bool) -> None:
+def _unary(method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+           request_type: Any) -> grpc.RpcMethodHandler:
+    return grpc.unary_unary_rpc_method_handler(method, request_deserializer=request_type.FromString,
+                                               response_serializer=lambda message: message.SerializeToString())
+
+
+class InferenceServicer:
+    def __init__(self, inference: Inference, catalog: ModelCatalog, gatekeeper: Gatekeeper,
+                 tracing: bool | Tracing) -> None:
         self._inference = inference
         self._catalog = catalog
         self._gate = gatekeeper
-        self._tracing = tracing
+        self._tracing = tracing if isinstance(tracing, Tracing) else Tracing(tracing)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        methods = {
+            "ServerLive": _unary(self.ServerLive, pb.ServerLiveRequest),
+            "ServerReady": _unary(self.ServerReady, pb.ServerReadyRequest),
+            "ServerMetadata": _unary(self.ServerMetadata, pb.ServerMetadataRequest),
+            "ModelReady": _unary(self.ModelReady, pb.ModelReadyRequest),
+            "ModelMetadata": _unary(self.ModelMetadata, pb.ModelMetadataRequest),
+            # bytes in, bytes out: parsed and serialized in model_infer itself
+            "ModelInfer": grpc.unary_unary_rpc_method_handler(self.model_infer),
+        }
+        methods.update({name: _refused(name) for name in CONTROL})
+        return grpc.method_handlers_generic_handler(SERVICE, methods)
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext) -> Any:
         return pb.ServerLiveResponse(live=True)
@@ -61,39 +88,48 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         except LooplineError as exc:
             await context.abort(status_for(exc), str(exc))
 
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> Any:
-        metadata = context.invocation_metadata() or ()
-        headers = {k: v for k, v in metadata if isinstance(v, str)}
+    async def model_infer(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        authorization = key = ""
+        carrier: dict[str, str] | None = None
+        fields = self._tracing.fields
+        for name, value in context.invocation_metadata() or ():
+            if name == "authorization":
+                authorization = value
+            elif name == "x-routing-key":
+                key = value
+            elif name in fields and isinstance(value, str):
+                if carrier is None:
+                    carrier = {}
+                carrier[name] = value
+        opened = self._tracing.server(_SPAN, carrier)
+        span = opened[0] if opened is not None else None
         try:
-            self._gate.admit(headers.get("authorization", ""))
-            key = headers.get("x-routing-key", "")
+            self._gate.admit(authorization)
+            try:
+                request = pb.ModelInferRequest.FromString(raw)
+            except DecodeError as exc:
+                raise InvalidArgument(f"the request is not a ModelInferRequest: {exc}", field="request") from None
             if not key and "routing_key" in request.parameters:
                 key = request.parameters["routing_key"].string_param
-            if not self._tracing:
-                answer = await self._inference.infer(request, key=key)
-            else:
-                with _tracer.start_as_current_span("inference.GRPCInferenceService/ModelInfer",
-                                                   context=propagate.extract(headers),
-                                                   kind=trace.SpanKind.SERVER) as span:
-                    server: dict[str, str] = {}
-                    propagate.inject(server)
-                    with _tracer.start_as_current_span("triton ModelInfer", kind=trace.SpanKind.CLIENT):
-                        client: dict[str, str] = {}
-                        propagate.inject(client)
-                        answer = await self._inference.infer(
-                            request, key=key, traceparent=server.get("traceparent", ""),
-                            tracestate=server.get("tracestate", ""), metadata=tuple(client.items()))
-                    span.set_attribute("loopline.prediction_id", answer.prediction_id)
-                    span.set_attribute("loopline.model_version", answer.version)
+            answer = await self._inference.infer(request, key=key, trace=opened[1] if opened is not None else None)
         except LooplineError as exc:
+            if span is not None:
+                failed(span, exc)
+                span.end()
             await context.abort(status_for(exc), str(exc))
+        except BaseException as exc:
+            if span is not None:
+                failed(span, exc)
+                span.end()
+            raise
+        if span is not None:
+            if span.is_recording():
+                span.set_attributes({"loopline.prediction_id": answer.prediction_id,
+                                     "loopline.model_version": answer.version})
+            span.end()
         context.set_trailing_metadata((("x-prediction-id", answer.prediction_id),
                                        ("x-model-version", str(answer.version))))
-        return answer.response
-
-
-for _name in _CONTROL:
-    setattr(InferenceServicer, _name, _refused(_name))
+        return answer.response.SerializeToString()
 
 
 class InferenceServer:
@@ -112,7 +148,7 @@ class InferenceServer:
             ("grpc.max_receive_message_length", self._max_bytes),
             ("grpc.max_send_message_length", 256 << 20),
         ])
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(self._servicer, self._server)
+        self._server.add_generic_rpc_handlers((self._servicer.handler(),))
         self.port = self._server.add_insecure_port(self._address)
         await self._server.start()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from opentelemetry import propagate, trace
 
 from loopline_core.edges.http import status_for
 from loopline_core.errors import InvalidArgument, LooplineError
@@ -17,16 +16,18 @@ from loopline_serving_gateway.handlers.auth import Gatekeeper
 from loopline_serving_gateway.handlers.inference import Inference
 from loopline_serving_gateway.handlers.models import ModelCatalog
 from loopline_serving_gateway.handlers.rest_codec import HEADER_LENGTH, parse_request, render_response
+from loopline_serving_gateway.handlers.tracing import Tracing
 from loopline_serving_gateway.settings import Limits
-
-_tracer = trace.get_tracer("loopline.serving_gateway")
 
 
 def _error(exc: LooplineError) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=status_for(exc))
 
 
-def v2_router(inference: Inference, catalog: ModelCatalog, gatekeeper: Gatekeeper, limits: Limits) -> APIRouter:
+def v2_router(inference: Inference, catalog: ModelCatalog, gatekeeper: Gatekeeper, limits: Limits,
+              tracing: Tracing | None = None) -> APIRouter:
+    """The V2 REST routes; the SERVER span is the FastAPI instrumentation's, ``tracing`` adds the Triton spans."""
+    tracing = tracing or Tracing(False)
     router = APIRouter(prefix="/v2")
 
     @router.get("")
@@ -80,15 +81,7 @@ def v2_router(inference: Inference, catalog: ModelCatalog, gatekeeper: Gatekeepe
             key = request.headers.get("x-routing-key", "")
             if not key and "routing_key" in v2.parameters:
                 key = v2.parameters["routing_key"].string_param
-            server: dict[str, str] = {}
-            propagate.inject(server)
-            with _tracer.start_as_current_span("triton ModelInfer", kind=trace.SpanKind.CLIENT):
-                client: dict[str, str] = {}
-                propagate.inject(client)
-                answer = await inference.infer(v2, key=key, protocol="rest",
-                                               traceparent=server.get("traceparent", ""),
-                                               tracestate=server.get("tracestate", ""),
-                                               metadata=tuple(client.items()))
+            answer = await inference.infer(v2, key=key, protocol="rest", trace=tracing.current())
         except LooplineError as exc:
             return _error(exc)
         content, header_length = render_response(mode, answer.response)
@@ -100,13 +93,15 @@ def v2_router(inference: Inference, catalog: ModelCatalog, gatekeeper: Gatekeepe
         headers["Inference-Header-Content-Length"] = str(header_length)
         return Response(content, media_type="application/octet-stream", headers=headers)
 
+    # Only the Request as parameter: FastAPI has no path parameters to solve on the hot path.
     @router.post("/models/{name}/infer")
-    async def model_infer(request: Request, name: str) -> Response:
-        return await infer(request, name, "")
+    async def model_infer(request: Request) -> Response:
+        return await infer(request, request.path_params["name"], "")
 
     @router.post("/models/{name}/versions/{version}/infer")
-    async def version_infer(request: Request, name: str, version: str) -> Response:
-        return await infer(request, name, version)
+    async def version_infer(request: Request) -> Response:
+        params = request.path_params
+        return await infer(request, params["name"], params["version"])
 
     @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
     async def refused(rest: str) -> Response:

@@ -17,6 +17,7 @@ from loopline_core.errors import InvalidArgument, LooplineError, Unavailable
 
 from loopline_serving_gateway.domain.routing import RoutingTable, Target, Variant
 from loopline_serving_gateway.handlers.prediction_log import PredictionLog, Served
+from loopline_serving_gateway.handlers.tracing import RequestTrace, failed
 from loopline_serving_gateway.handlers.validation import validate
 from loopline_serving_gateway.metrics import GatewayMetrics
 from loopline_serving_gateway.settings import GatewaySettings
@@ -52,19 +53,25 @@ class Inference:
         self._shadows: set[asyncio.Task[None]] = set()
 
     async def _call(self, request: pb.ModelInferRequest, target: Target,
-                    metadata: Sequence[tuple[str, str]] | None) -> pb.ModelInferResponse:
+                    trace: RequestTrace | None) -> pb.ModelInferResponse:
         name = target.triton_model
         request.model_name = name
         request.model_version = str(target.version)
+        span, metadata = trace.client(name) if trace is not None else (None, None)
         self._inflight[name] += 1
         try:
             return await self._triton.infer(request, self._timeout, metadata)
+        except LooplineError as exc:
+            failed(span, exc)
+            raise
         finally:
             self._inflight[name] -= 1
+            if span is not None:
+                span.end()
 
     async def infer(self, request: pb.ModelInferRequest, *, key: str = "", protocol: str = "grpc",
-                    traceparent: str = "", tracestate: str = "",
-                    metadata: Sequence[tuple[str, str]] | None = None) -> Answer:
+                    trace: RequestTrace | None = None) -> Answer:
+        """Validate, route, call Triton (falling back), log; ``trace`` opens a client span per Triton call."""
         started = time.perf_counter_ns()
         rows = validate(request, self._limits)
         model = request.model_name
@@ -76,7 +83,7 @@ class Inference:
             shadow_source.CopyFrom(request)
         reason = ""
         try:
-            response = await self._call(request, target, metadata)
+            response = await self._call(request, target, trace)
         except InvalidArgument:
             self._metrics.errors.labels(model, "invalid").inc()
             raise
@@ -88,7 +95,7 @@ class Inference:
             reason = f"v{target.version} failed: {exc}"
             target = fallback
             self._metrics.fallbacks.labels(model, str(fallback.version)).inc()
-            response = await self._call(request, target, metadata)
+            response = await self._call(request, target, trace)
         prediction_id = str(uuid.uuid4())
         response.model_name = model
         response.model_version = str(target.version)
@@ -101,6 +108,7 @@ class Inference:
         latency_us = (time.perf_counter_ns() - started) // 1000
         self._metrics.observe(model, target.version, target.variant, protocol, latency_us / 1e6)
         if self._log is not None:
+            traceparent, tracestate = (trace.traceparent, trace.tracestate) if trace is not None else ("", "")
             self._log.record(Served(prediction_id, model, target.version, int(target.variant), target.triton_model,
                                     request, response, latency_us, time.time_ns(), rows, key, traceparent,
                                     tracestate, reason))

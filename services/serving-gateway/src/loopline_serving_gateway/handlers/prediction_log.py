@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from loopline.common.v1 import common_pb2
@@ -27,7 +27,7 @@ from loopline_core.kafka.cloudevents import derive_event_id
 from loopline_core.kafka.producer import Outgoing
 from loopline_core.kafka.topics import PREDICTIONS
 
-from loopline_serving_gateway.handlers.tensors import to_array, to_common
+from loopline_serving_gateway.handlers.tensors import flat_values
 from loopline_serving_gateway.settings import PredictionLogSettings
 
 log = logging.getLogger(__name__)
@@ -57,37 +57,52 @@ class Served:
     fallback_reason: str = ""
 
 
-def _tensors(entry: Served) -> tuple[list[tuple[str, str, object]], list[tuple[str, str, object]]]:
-    request, response = entry.request, entry.response
-    raw_in = request.raw_input_contents
-    inputs = [(t.name, t.datatype, to_array(t.datatype, list(t.shape), raw_in[i] if raw_in else None, t.contents))
-              for i, t in enumerate(request.inputs)]
-    raw_out = response.raw_output_contents
-    outputs = [(t.name, t.datatype, to_array(t.datatype, list(t.shape), raw_out[i] if raw_out else None, t.contents))
-               for i, t in enumerate(response.outputs)]
-    return inputs, outputs
+def _tensors(tensors: Any, raw: Any) -> list[tuple[str, str, list[int], str, list[object]]]:
+    """(name, datatype, shape, contents field, flat values) per tensor, each converted once."""
+    found = []
+    for index, tensor in enumerate(tensors):
+        if raw:
+            field, values = flat_values(tensor.datatype, raw[index])
+        else:
+            field, values = flat_values(tensor.datatype, None, tensor.contents)
+        found.append((tensor.name, tensor.datatype, list(tensor.shape), field, values))
+    return found
+
+
+def _rows_of(tensors: list[tuple[str, str, list[int], str, list[object]]], rows: int,
+             row: int) -> list[common_pb2.Tensor]:
+    """Row ``row`` of each tensor (the whole tensor when it has no batch dimension of ``rows``)."""
+    out = []
+    for name, datatype, shape, field, values in tensors:
+        if rows == 1 or not shape or shape[0] != rows:
+            out.append(common_pb2.Tensor(name=name, datatype=datatype, shape=shape, **{field: values}))
+            continue
+        width = len(values) // rows
+        out.append(common_pb2.Tensor(name=name, datatype=datatype, shape=[1, *shape[1:]],
+                                     **{field: values[row * width:(row + 1) * width]}))
+    return out
 
 
 def events_of(entry: Served) -> list[Outgoing]:
     """One PredictionLogged per row; a batch of N gets ids ``<id>/<row>``."""
-    inputs, outputs = _tensors(entry)
+    inputs = _tensors(entry.request.inputs, entry.request.raw_input_contents)
+    outputs = _tensors(entry.response.outputs, entry.response.raw_output_contents)
     served_at = Timestamp()
     served_at.FromNanoseconds(entry.served_at_ns)
     trace = common_pb2.TraceContext(traceparent=entry.traceparent, tracestate=entry.tracestate)
+    subject = f"{entry.model}/{entry.version}"
+    kind = f"prediction/{entry.version}/{entry.variant}"
     events = []
     for row in range(entry.rows):
         pid = entry.prediction_id if entry.rows == 1 else f"{entry.prediction_id}/{row}"
-        part = slice(row, row + 1)
         message = predictions_pb2.PredictionLogged(
             prediction_id=pid, model=entry.model, version=entry.version, variant=entry.variant,  # type: ignore[arg-type]
             triton_model=entry.triton_model, triton_version=entry.version,
-            inputs=[to_common(n, d, a[part]) for n, d, a in inputs],  # type: ignore[index]
-            outputs=[to_common(n, d, a[part]) for n, d, a in outputs],  # type: ignore[index]
+            inputs=_rows_of(inputs, entry.rows, row), outputs=_rows_of(outputs, entry.rows, row),
             latency_us=entry.latency_us, served_at=served_at, request_key=entry.request_key, trace=trace,
             fallback=bool(entry.fallback_reason), fallback_reason=entry.fallback_reason,
         )
-        event_id = derive_event_id(pid, f"prediction/{entry.version}/{entry.variant}")
-        events.append(Outgoing(pid, message, subject=f"{entry.model}/{entry.version}", event_id=event_id))
+        events.append(Outgoing(pid, message, subject=subject, event_id=derive_event_id(pid, kind)))
     return events
 
 

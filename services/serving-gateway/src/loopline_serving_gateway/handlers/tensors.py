@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-from loopline.common.v1 import common_pb2
 
 NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "INT8": np.int8, "UINT16": np.uint16, "INT16": np.int16,
          "FP16": np.float16, "UINT32": np.uint32, "INT32": np.int32, "FP32": np.float32, "UINT64": np.uint64,
@@ -40,15 +39,22 @@ def to_array(datatype: str, shape: list[int], raw: bytes | None, contents: objec
     return np.asarray(getattr(contents, CONTENTS[datatype]), dtype=NUMPY[datatype]).reshape(shape)
 
 
-def to_common(name: str, datatype: str, array: np.ndarray) -> common_pb2.Tensor:
-    tensor = common_pb2.Tensor(name=name, datatype=datatype, shape=list(array.shape))
-    flat = array.reshape(-1)
+def _bf16(raw: bytes) -> np.ndarray:
+    """BF16 is the top half of an FP32: widen it bit for bit."""
+    return (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def flat_values(datatype: str, raw: bytes | None, contents: object | None = None) -> tuple[str, list[object]]:
+    """The common.v1.Tensor contents field for a datatype and the tensor's values, flat (row-major)."""
     if datatype == "BYTES":
-        tensor.bytes_contents.extend(flat.tolist())
-    elif datatype == "BOOL":
-        tensor.bool_contents.extend(flat.tolist())
-    elif datatype.startswith(("FP", "BF")):
-        tensor.fp_contents.extend(flat.astype(np.float64).tolist())
+        items = decode_bytes(raw) if raw is not None else list(contents.bytes_contents)  # type: ignore[union-attr]
+        return "bytes_contents", items  # type: ignore[return-value]
+    if raw is not None:
+        array = _bf16(raw) if datatype == "BF16" else np.frombuffer(raw, dtype=NUMPY[datatype])
     else:
-        tensor.int_contents.extend(flat.astype(np.int64).tolist())
-    return tensor
+        array = np.asarray(getattr(contents, CONTENTS[datatype]), dtype=NUMPY[datatype])
+    if datatype == "BOOL":
+        return "bool_contents", array.tolist()
+    if datatype.startswith(("FP", "BF")):
+        return "fp_contents", array.astype(np.float64).tolist()
+    return "int_contents", array.astype(np.int64).tolist()

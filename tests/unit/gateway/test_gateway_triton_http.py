@@ -1,0 +1,190 @@
+"""The HTTP/1.1 data plane to Triton against a scripted HTTP server on loopback:
+the V2 binary encoding both ways, error taxonomy, keep-alive, stale connections,
+deadlines, chunked answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+import pytest
+from gateway_fakes import request
+from tritonclient.grpc import service_pb2 as pb
+
+from loopline_core.errors import InvalidArgument, Unavailable
+
+from loopline_serving_gateway.adapters.triton_http import TritonHttp, decode_response, encode_request
+
+
+def _answer(status: int = 200, *, body: bytes | None = None, chunked: bool = False, close: bool = False) -> bytes:
+    if body is None:
+        header = json.dumps({"model_name": "iris.v1", "model_version": "1", "id": "r1",
+                             "parameters": {"sequence_end": False},
+                             "outputs": [{"name": "prediction", "datatype": "FP32", "shape": [1, 2],
+                                          "parameters": {"binary_data_size": 8}}]}).encode()
+        body = header + np.array([1.5, 2.5], np.float32).tobytes()
+        extra = f"Inference-Header-Content-Length: {len(header)}\r\n"
+    else:
+        extra = ""
+    if close:
+        extra += "Connection: close\r\n"
+    if chunked:
+        parts = (body[:7], body[7:])
+        payload = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in parts) + b"0\r\n\r\n"
+        return f"HTTP/1.1 {status} X\r\nTransfer-Encoding: chunked\r\n{extra}\r\n".encode() + payload
+    return f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
+
+
+class Scripted:
+    """A loopback HTTP server: each request gets ``reply(request_head, body)``; records what came in."""
+
+    def __init__(self, reply: Callable[[bytes, bytes], bytes | None]) -> None:
+        self.reply = reply
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                body = await reader.readexactly(length)
+                self.requests.append((head, body))
+                answer = self.reply(head, body)
+                if answer is None:
+                    continue  # never answer
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Callable[[bytes, bytes], bytes | None]], object]]:
+    servers = []
+
+    async def start(reply: Callable[[bytes, bytes], bytes | None]) -> tuple[Scripted, TritonHttp]:
+        scripted = Scripted(reply)
+        server = await asyncio.start_server(scripted.handle, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return scripted, TritonHttp(f"127.0.0.1:{port}")
+
+    yield start  # type: ignore[misc]
+    for server in servers:
+        server.close()
+
+
+def test_a_request_becomes_binary_v2_and_the_answer_raw_outputs() -> None:
+    message = request("iris.v1", rows=2, features=3, version="1")
+    message.id = "abc"
+    message.parameters["priority"].int64_param = 2
+    message.inputs[0].parameters["binary_data_size"].int64_param = 999  # a client cannot skew the framing
+    message.outputs.add(name="prediction").parameters["binary_data"].bool_param = False
+    path, header, tail = encode_request(message)
+    decoded = json.loads(header)
+    assert path == "/v2/models/iris.v1/versions/1/infer"
+    assert decoded["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [2, 3],
+                                  "parameters": {"binary_data_size": 24}}]
+    assert decoded["parameters"] == {"priority": 2, "binary_data_output": True}
+    assert decoded["outputs"] == [{"name": "prediction", "parameters": {"binary_data": True}}]
+    assert decoded["id"] == "abc" and tail == [message.raw_input_contents[0]]
+
+
+def test_typed_contents_are_packed_to_raw_bytes() -> None:
+    message = pb.ModelInferRequest(model_name="m")
+    tensor = message.inputs.add(name="x", datatype="INT32", shape=[1, 3])
+    tensor.contents.int_contents.extend([1, -2, 3])
+    words = message.inputs.add(name="w", datatype="BYTES", shape=[1, 2])
+    words.contents.bytes_contents.extend([b"ab", b"c"])
+    _, header, tail = encode_request(message)
+    assert np.frombuffer(tail[0], np.int32).tolist() == [1, -2, 3]
+    assert tail[1] == b"\x02\x00\x00\x00ab\x01\x00\x00\x00c"
+    assert [i["parameters"]["binary_data_size"] for i in json.loads(header)["inputs"]] == [12, 11]
+
+
+def test_json_outputs_are_converted_to_raw_bytes_too() -> None:
+    body = json.dumps({"model_name": "m", "model_version": "2", "outputs": [
+        {"name": "y", "datatype": "INT64", "shape": [1, 2], "data": [7, 8]},
+        {"name": "s", "datatype": "BYTES", "shape": [1], "data": ["hé"]}]}).encode()
+    response = decode_response(body, None)
+    assert response.model_version == "2"
+    assert np.frombuffer(response.raw_output_contents[0], np.int64).tolist() == [7, 8]
+    assert response.raw_output_contents[1] == b"\x03\x00\x00\x00h\xc3\xa9"
+
+
+async def test_infer_keeps_the_connection_and_sends_the_trace_context(serve: Callable[..., object]) -> None:
+    scripted, triton = await serve(lambda head, body: _answer())  # type: ignore[misc]
+    for _ in range(3):
+        response = await triton.infer(request("iris.v1", version="1"), 5.0, (("traceparent", "00-ab-cd-01"),))
+        assert response.model_name == "iris.v1" and response.id == "r1"
+        assert np.frombuffer(response.raw_output_contents[0], np.float32).tolist() == [1.5, 2.5]
+        assert list(response.outputs[0].shape) == [1, 2]
+        assert not response.parameters["sequence_end"].bool_param
+    assert scripted.connections == 1
+    head, body = scripted.requests[0]
+    assert head.startswith(b"POST /v2/models/iris.v1/versions/1/infer HTTP/1.1\r\n")
+    assert b"\r\ntraceparent: 00-ab-cd-01\r\n" in head
+    split = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                     if line.lower().startswith(b"inference-header-content-length")))
+    assert json.loads(body[:split])["inputs"][0]["name"] == "features"
+    await triton.stop()
+
+
+@pytest.mark.parametrize(("status", "error"), [(400, InvalidArgument), (404, Unavailable), (500, Unavailable),
+                                               (503, Unavailable)])
+async def test_triton_errors_keep_the_taxonomy(serve: Callable[..., object], status: int,
+                                               error: type[Exception]) -> None:
+    _, triton = await serve(lambda head, body: _answer(status, body=b'{"error":"no such thing"}'))  # type: ignore[misc]
+    with pytest.raises(error, match="no such thing"):
+        await triton.infer(request("iris.v1"), 5.0)
+    await triton.stop()
+
+
+async def test_chunked_answers_and_connection_close_are_honoured(serve: Callable[..., object]) -> None:
+    scripted, triton = await serve(lambda head, body: _answer(chunked=True, close=True))  # type: ignore[misc]
+    for _ in range(2):
+        response = await triton.infer(request("iris.v1"), 5.0)
+        assert np.frombuffer(response.raw_output_contents[0], np.float32).tolist() == [1.5, 2.5]
+    assert scripted.connections == 2  # closed after each answer, as asked
+
+
+async def test_an_idle_connection_closed_by_triton_is_replaced_transparently(serve: Callable[..., object]) -> None:
+    scripted, triton = await serve(lambda head, body: _answer())  # type: ignore[misc]
+    await triton.infer(request("iris.v1"), 5.0)
+    scripted.writers[0].close()  # Triton drops the kept-alive connection
+    await asyncio.sleep(0.05)
+    await triton.infer(request("iris.v1"), 5.0)
+    assert scripted.connections == 2
+
+
+async def test_a_deadline_is_unavailable_and_the_connection_is_not_reused(serve: Callable[..., object]) -> None:
+    answers = iter([None, _answer()])
+    scripted, triton = await serve(lambda head, body: next(answers))  # type: ignore[misc]
+    with pytest.raises(Unavailable, match="DEADLINE_EXCEEDED"):
+        await triton.infer(request("iris.v1"), 0.2)
+    await triton.infer(request("iris.v1"), 5.0)
+    assert scripted.connections == 2
+
+
+async def test_an_unreachable_triton_is_unavailable() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(Unavailable, match="not reachable"):
+        await TritonHttp(f"127.0.0.1:{port}").infer(request("iris.v1"), 1.0)
+
+
+def test_the_address_must_be_host_and_port() -> None:
+    with pytest.raises(InvalidArgument, match="host:port"):
+        TritonHttp("triton")
