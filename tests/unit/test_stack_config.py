@@ -44,6 +44,15 @@ def test_cluster_id_is_22_url_safe_characters() -> None:
     assert len(cluster_id) == 22 and cluster_id.replace("-", "").replace("_", "").isalnum()
 
 
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kafka-storage would read '-t -xyz...' as an option: such ids are drawn again."""
+    import uuid
+
+    drawn = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=bytes(16))])  # '-w...', then 'AAAA...'
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
+    assert new_cluster_id() == "A" * 22
+
+
 def test_postgres_durability_follows_fsync() -> None:
     assert server_settings(5432, Path("/s"), fsync=False)["fsync"] == "off"
     durable = server_settings(5432, Path("/s"), fsync=True)

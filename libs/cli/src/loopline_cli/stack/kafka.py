@@ -64,7 +64,13 @@ def render_server_properties(port: int, controller_port: int, data_dir: Path, au
 
 
 def new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random KRaft cluster id (22 URL-safe base64 characters). Like Kafka's own
+    Uuid.randomUuid, never one that starts with '-': the storage tool would read it
+    as an option (1 start in 64 failed before)."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 class Kafka(Component):
