@@ -356,6 +356,23 @@ async def test_the_router_dispatches_by_type_and_decodes_only_its_types(harness:
         router.on(PredictionLogged, on_prediction_logged)
 
 
+async def test_types_the_router_ignores_are_skipped_not_dead_lettered(harness: Harness) -> None:
+    await harness.producer.start()
+    await harness.producer.send(PREDICTIONS, "a", FeedbackReceived(prediction_id="a"))
+    await harness.producer.send(PREDICTIONS, "a", PredictionLogged(prediction_id="a"))
+    got: list[str] = []
+
+    async def on_prediction_logged(delivery: Delivery) -> None:
+        got.append(delivery.event.type)
+
+    router = EventRouter().on(PredictionLogged, on_prediction_logged).ignore(FeedbackReceived)
+    consumer = EventConsumer(harness.settings, group_id=GROUP, topics=[PREDICTIONS], types=router.types,
+                             handler=router, dead_letters=harness.producer,
+                             driver=harness.broker.consumer(PREDICTIONS, group_id=GROUP))
+    await run_until(consumer, lambda: harness.committed() == 2)
+    assert got == ["loopline.events.v1.PredictionLogged"] and consumer.stats.dead_lettered == 0
+
+
 def test_a_topic_without_a_dead_letter_topic_is_refused(harness: Harness) -> None:
     with pytest.raises(InvalidArgument, match="no dead-letter topic"):
         EventConsumer(harness.settings, group_id=GROUP, topics=[DRIFT_STATE], types=EventTypes(),

@@ -50,9 +50,20 @@ class EventRouter:
         self._classes.append(message_class)
         return self
 
+    def ignore(self, *message_classes: type[Message]) -> EventRouter:
+        """Event types of the topic this consumer has no use for: decoded and skipped,
+        not dead-lettered (they are valid events, only not this consumer's business)."""
+        for message_class in message_classes:
+            self.on(message_class, _skip)
+        return self
+
     @property
     def types(self) -> EventTypes:
         return EventTypes(*self._classes)
 
     async def __call__(self, delivery: Delivery[Message]) -> None:
         await self._handlers[delivery.event.type](delivery)
+
+
+async def _skip(delivery: Delivery[Message]) -> None:
+    return None

@@ -71,7 +71,8 @@ def model_events_consumer(settings: KafkaSettings, reconciler: Reconciler, dead_
     router = (EventRouter()
               .on(models_pb2.DeploymentChanged, on_model_event)
               .on(models_pb2.ModelVersionPromoted, on_model_event)  # type: ignore[arg-type]
-              .on(models_pb2.RolledBack, on_model_event))  # type: ignore[arg-type]
+              .on(models_pb2.RolledBack, on_model_event)  # type: ignore[arg-type]
+              .ignore(models_pb2.ModelVersionRegistered))  # a version serves only once deployed
     group = f"serving-gateway-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     driver = driver or FromLatest(settings)
     return EventConsumer(settings, group_id=group, topics=[MODELS], types=router.types, dead_letters=dead_letters,
