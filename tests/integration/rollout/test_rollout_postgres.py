@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
 
@@ -15,6 +21,7 @@ from registry_it import READER, TRAINER, chunks, fresh_schema, settings, sha, st
 from loopline_registry.bootstrap import wire  # noqa: E402
 from loopline_registry.domain.deployment import TrafficSplit, Variant  # noqa: E402
 from loopline_registry.domain.version import Evaluation  # noqa: E402
+from loopline_registry.entrypoints.trace import current_trace  # noqa: E402
 from loopline_registry.rollout.policy import Quality  # noqa: E402
 from loopline_registry.rollout.wiring import controller_from  # noqa: E402
 from loopline_registry.service.commands import (CreateModel, PromoteModelVersion,  # noqa: E402
@@ -46,13 +53,13 @@ async def register(h, model: str, accuracy: float) -> int:  # type: ignore[no-un
     return version.version
 
 
-async def canary_model(h) -> tuple[str, int, int]:  # type: ignore[no-untyped-def]
+async def canary_model(h, caller=TRAINER) -> tuple[str, int, int]:  # type: ignore[no-untyped-def]
     model = unique("rollout")
     await h.create_model(TRAINER, CreateModel(model))
     first = await register(h, model, 0.80)
     await h.promote(TRAINER, PromoteModelVersion(model, first, "champion", "first"))
     second = await register(h, model, 0.90)
-    await h.set_deployment(TRAINER, SetDeployment(model, 0, (TrafficSplit(first, 0.9, Variant.CHAMPION),
+    await h.set_deployment(caller, SetDeployment(model, 0, (TrafficSplit(first, 0.9, Variant.CHAMPION),
                                                              TrafficSplit(second, 0.1, Variant.CANARY)), (), "canary"))
     return model, first, second
 
@@ -107,3 +114,39 @@ async def test_worse_canary_is_rolled_back_and_audited_with_statistics(postgres_
         last = entries[-1]
         assert last.actor == "rollout-controller"
         assert "significantly worse" in last.reason and "p_worse=" in last.reason and "n=400" in last.reason
+
+
+@pytest.fixture(scope="module")
+def spans() -> Iterator[InMemorySpanExporter]:
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_the_step_continues_the_trace_stored_with_the_canary(postgres_dsn: str, kafka_bootstrap: str,
+                                                                   tmp_path: Path,
+                                                                   spans: InMemorySpanExporter) -> None:
+    await fresh_schema(postgres_dsn, SCHEMA)
+    cfg = config(postgres_dsn, kafka_bootstrap, tmp_path)
+    async with started(wire(cfg)) as registry:
+        h = registry.handlers
+        with trace.get_tracer("test").start_as_current_span("SetDeployment canary") as request:
+            trace_id, traceparent = current_trace()
+            model, first, second = await canary_model(h, replace(TRAINER, trace_id=trace_id,
+                                                                 traceparent=traceparent))
+    async with started(wire(cfg)) as registry:  # the traceparent is read back from PostgreSQL
+        h = registry.handlers
+        spans.clear()
+        await controller_from(cfg, h.deps, FixedQuality({first: 0.80, second: 0.90})).tick()
+        [step] = [s for s in spans.get_finished_spans() if s.name == "rollout step"]
+        assert step.context.trace_id == request.get_span_context().trace_id
+        assert step.parent is not None and step.parent.span_id == request.get_span_context().span_id
+        entries, _ = await h.list_audit(READER, AuditFilter(model=model, action="deployment.changed"), Page(500))
+        assert [e.trace_id for e in entries[-2:]] == [trace_id, trace_id]
+        assert entries[-1].actor == "rollout-controller"

@@ -92,6 +92,9 @@ class FakeTarget:
     async def deployments(self) -> list[Deployment]:
         return [self.dep]
 
+    async def traceparent(self, model: str, revision: int) -> str:
+        return ""
+
     async def set_deployment(self, model: str, expected_revision: int, splits: tuple[TrafficSplit, ...],
                              shadow_versions: tuple[int, ...], reason: str) -> Deployment:
         assert expected_revision == self.dep.revision

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import grpc
@@ -13,9 +14,10 @@ from loopline.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from loopline_registry.domain.auth import Caller, Role
 from loopline_registry.domain.deployment import Deployment, TrafficSplit
 from loopline_registry.domain.model import CHAMPION
+from loopline_registry.entrypoints.trace import current_trace
 from loopline_registry.rollout.policy import Quality
 from loopline_registry.service.commands import PromoteModelVersion, SetDeployment
-from loopline_registry.service.deployments import list_deployments, set_deployment
+from loopline_registry.service.deployments import deployment_trace, list_deployments, set_deployment
 from loopline_registry.service.deps import Deps
 from loopline_registry.service.promotion import promote
 
@@ -27,21 +29,32 @@ _VARIANTS = {common_pb2.VARIANT_CHAMPION: "champion", common_pb2.VARIANT_CANARY:
 
 
 class ServiceLayerTarget:
-    """Acts in-process: same transactions, audit and outbox as the registry's API."""
+    """Acts in-process: same transactions, audit and outbox as the registry's API.
+
+    Writes carry the active span's trace (the controller's action span), as a
+    request's would, so audit entries and outbox events join that trace.
+    """
 
     def __init__(self, deps: Deps, caller: Caller = CONTROLLER) -> None:
         self._deps, self._caller = deps, caller
 
+    def _traced(self) -> Caller:
+        trace_id, traceparent = current_trace()
+        return replace(self._caller, trace_id=trace_id, traceparent=traceparent)
+
     async def deployments(self) -> Sequence[Deployment]:
         return await list_deployments(self._deps, self._caller)
 
+    async def traceparent(self, model: str, revision: int) -> str:
+        return await deployment_trace(self._deps, self._caller, model, revision)
+
     async def set_deployment(self, model: str, expected_revision: int, splits: tuple[TrafficSplit, ...],
                              shadow_versions: tuple[int, ...], reason: str) -> Deployment:
-        return await set_deployment(self._deps, self._caller, SetDeployment(
+        return await set_deployment(self._deps, self._traced(), SetDeployment(
             model, expected_revision, splits, shadow_versions, reason[:1024]))
 
     async def promote(self, model: str, version: int, reason: str) -> None:
-        await promote(self._deps, self._caller, PromoteModelVersion(model, version, CHAMPION, reason[:1024]))
+        await promote(self._deps, self._traced(), PromoteModelVersion(model, version, CHAMPION, reason[:1024]))
 
 
 def windows_since(response: feedback_pb2.GetQualityResponse) -> list[Quality]:

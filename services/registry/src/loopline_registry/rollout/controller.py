@@ -4,20 +4,24 @@ It keeps no state of its own: the canary's weight and the step's start come
 from the deployment (revision, ``updated_at``), so a restarted registry
 resumes every rollout where it stood. Every action goes through the
 registry's service layer, whose audit log records the reason, and the
-reason carries the test statistics.
+reason carries the test statistics. Each action on a deployment runs in a
+span of its own that continues the trace of the change it acts on
+(``rollout/tracing.py``); a tick that only holds makes no span.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from loopline_registry.domain.deployment import Deployment, TrafficSplit, Variant
 from loopline_registry.rollout.policy import Action, Decision, Quality, RolloutPolicy, decide
+from loopline_registry.rollout.tracing import action_span
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,8 @@ class QualitySource(Protocol):
 
 class RolloutTarget(Protocol):
     async def deployments(self) -> Sequence[Deployment]: ...
+
+    async def traceparent(self, model: str, revision: int) -> str: ...
 
     async def set_deployment(self, model: str, expected_revision: int, splits: tuple[TrafficSplit, ...],
                              shadow_versions: tuple[int, ...], reason: str) -> Deployment: ...
@@ -82,6 +88,12 @@ class RolloutController:
                 log.warning("rollout round failed, retrying in %.1fs: %s", interval_s, exc)
             await asyncio.sleep(interval_s)
 
+    @asynccontextmanager
+    async def _acting(self, dep: Deployment, version: int, action: str, reason: str) -> AsyncIterator[None]:
+        parent = await self._target.traceparent(dep.model, dep.revision)
+        with action_span(parent, action, model=dep.model, version=version, revision=dep.revision, reason=reason):
+            yield
+
     async def _one(self, dep: Deployment) -> Outcome | None:
         champion = next((s for s in dep.splits if s.variant == Variant.CHAMPION), None)
         canary = next((s for s in dep.splits if s.variant == Variant.CANARY and s.weight > 0), None)
@@ -98,8 +110,9 @@ class RolloutController:
     async def _to_shadow(self, dep: Deployment, champion: TrafficSplit, canary: TrafficSplit) -> Outcome:
         shadows = tuple(dict.fromkeys((*dep.shadow_versions, canary.version)))
         reason = f"rollout: {dep.model} evaluates v{canary.version} in shadow instead of a canary"
-        await self._target.set_deployment(dep.model, dep.revision,
-                                          (TrafficSplit(champion.version, 1.0, Variant.CHAMPION),), shadows, reason)
+        async with self._acting(dep, canary.version, "shadow", reason):
+            await self._target.set_deployment(dep.model, dep.revision, (
+                TrafficSplit(champion.version, 1.0, Variant.CHAMPION),), shadows, reason)
         return Outcome(dep.model, canary.version, "shadow", Decision(Action.HOLD, 0.0, reason))
 
     async def _canary(self, dep: Deployment, champion: TrafficSplit, canary: TrafficSplit) -> Outcome:
@@ -109,21 +122,20 @@ class RolloutController:
                           champion=_find(qualities, champion.version, "champion"),
                           step_started=dep.updated_at, now=self._clock(), mode="canary")
         model, reason = dep.model, f"rollout v{canary.version}: {decision.reason}"
+        if decision.action == Action.HOLD:
+            return Outcome(model, canary.version, "canary", decision)
         if decision.action == Action.STEP:
-            await self._target.set_deployment(model, dep.revision, (
-                TrafficSplit(champion.version, round(1.0 - decision.weight, 6), Variant.CHAMPION),
-                TrafficSplit(canary.version, decision.weight, Variant.CANARY)), dep.shadow_versions, reason)
+            splits = (TrafficSplit(champion.version, round(1.0 - decision.weight, 6), Variant.CHAMPION),
+                      TrafficSplit(canary.version, decision.weight, Variant.CANARY))
         elif decision.action == Action.PROMOTE:
-            await self._target.promote(model, canary.version, reason)
-            await self._target.set_deployment(model, dep.revision,
-                                              (TrafficSplit(canary.version, 1.0, Variant.CHAMPION),),
-                                              dep.shadow_versions, reason)
-        elif decision.action == Action.ROLLBACK:
-            await self._target.set_deployment(model, dep.revision,
-                                              (TrafficSplit(champion.version, 1.0, Variant.CHAMPION),),
-                                              dep.shadow_versions, reason)
-        if decision.action != Action.HOLD:
-            log.info("%s", reason)
+            splits = (TrafficSplit(canary.version, 1.0, Variant.CHAMPION),)
+        else:
+            splits = (TrafficSplit(champion.version, 1.0, Variant.CHAMPION),)
+        async with self._acting(dep, canary.version, decision.action.value, reason):
+            if decision.action == Action.PROMOTE:
+                await self._target.promote(model, canary.version, reason)
+            await self._target.set_deployment(model, dep.revision, splits, dep.shadow_versions, reason)
+        log.info("%s", reason)
         return Outcome(model, canary.version, "canary", decision)
 
     async def _shadow(self, dep: Deployment, champion: TrafficSplit, shadow: int) -> Outcome:
@@ -133,10 +145,14 @@ class RolloutController:
                           step_started=dep.updated_at, now=self._clock(), mode="shadow")
         model, reason = dep.model, f"rollout v{shadow}: {decision.reason}"
         rest = tuple(v for v in dep.shadow_versions if v != shadow)
-        if decision.action == Action.PROMOTE:
-            await self._target.promote(model, shadow, reason)
-            await self._target.set_deployment(model, dep.revision, (TrafficSplit(shadow, 1.0, Variant.CHAMPION),),
-                                              rest, reason)
-        elif decision.action == Action.ROLLBACK:
-            await self._target.set_deployment(model, dep.revision, dep.splits, rest, reason)
+        if decision.action not in (Action.PROMOTE, Action.ROLLBACK):
+            return Outcome(model, shadow, "shadow", decision)
+        async with self._acting(dep, shadow, decision.action.value, reason):
+            if decision.action == Action.PROMOTE:
+                await self._target.promote(model, shadow, reason)
+                await self._target.set_deployment(model, dep.revision, (TrafficSplit(shadow, 1.0, Variant.CHAMPION),),
+                                                  rest, reason)
+            else:
+                await self._target.set_deployment(model, dep.revision, dep.splits, rest, reason)
+        log.info("%s", reason)
         return Outcome(model, shadow, "shadow", decision)

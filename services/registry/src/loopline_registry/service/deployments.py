@@ -45,7 +45,7 @@ async def set_deployment(deps: Deps, caller: Caller, cmd: SetDeployment) -> Depl
                 _, needed = await enforce(uow, deps, model, version, champion, override=cmd.override_gate)
                 overridden += [number] if needed else []
             await verify_artifact(deps, version)
-        await uow.deployments.save(new)
+        await uow.deployments.save(new, traceparent=caller.traceparent)
         await audit(uow, deps, caller, "deployment.changed", f"models/{model.name}/deployment", model=model.name,
                     before=splits_view(current), after={**(splits_view(new) or {}), "gate_overridden": overridden},
                     reason=reason)
@@ -69,3 +69,10 @@ async def list_deployments(deps: Deps, caller: Caller) -> list[Deployment]:
     require(caller, Role.READER, "reading deployments")
     async with deps.uow(readonly=True) as uow:
         return await uow.deployments.list()
+
+
+async def deployment_trace(deps: Deps, caller: Caller, model: str, revision: int) -> str:
+    """The W3C traceparent of the request that made ``revision`` of the deployment ('' when none was recorded)."""
+    require(caller, Role.READER, "reading deployments")
+    async with deps.uow(readonly=True) as uow:
+        return await uow.deployments.traceparent(check_name(model, "model"), revision)

@@ -43,7 +43,7 @@ async def rollback(deps: Deps, caller: Caller, cmd: RollBack) -> tuple[ModelVers
             changed = replace(deployment, revision=deployment.revision + 1, updated_at=at, updated_by=caller.actor,
                               splits=(TrafficSplit(target.version, 1.0, Variant.CHAMPION),), reason=reason,
                               shadow_versions=tuple(v for v in deployment.shadow_versions if v != target.version))
-            await uow.deployments.save(changed)
+            await uow.deployments.save(changed, traceparent=caller.traceparent)
             await emit(uow, deps, caller, DeploymentChanged(model.name, changed.revision, changed.splits,
                                                             changed.shadow_versions, caller.actor, reason, at))
         await audit(uow, deps, caller, "model.rolled_back", f"models/{model.name}", model=model.name,

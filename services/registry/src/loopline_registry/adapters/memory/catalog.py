@@ -88,9 +88,10 @@ class Deployments(_Repo):
     async def get(self, model: str, *, for_update: bool = False) -> Deployment | None:
         return self.t.deployments.get(model)
 
-    async def save(self, deployment: Deployment) -> None:
+    async def save(self, deployment: Deployment, *, traceparent: str = "") -> None:
         self.t.deployments[deployment.model] = deployment
         self.t.deployment_history.append(deployment)
+        self.t.deployment_traces[(deployment.model, deployment.revision)] = traceparent
 
     async def list(self) -> list[Deployment]:
         return [self.t.deployments[m] for m in sorted(self.t.deployments)]
@@ -98,6 +99,9 @@ class Deployments(_Repo):
     async def at(self, model: str, moment: datetime) -> Deployment | None:
         found = [d for d in self.t.deployment_history if d.model == model and d.updated_at <= moment]
         return found[-1] if found else None
+
+    async def traceparent(self, model: str, revision: int) -> str:
+        return self.t.deployment_traces.get((model, revision), "")
 
 
 class Artifacts(_Repo):

@@ -27,6 +27,7 @@ class Tables:
     alias_history: list[Any] = field(default_factory=list)
     deployments: dict[str, Any] = field(default_factory=dict)
     deployment_history: list[Any] = field(default_factory=list)
+    deployment_traces: dict[tuple[str, int], str] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, Any] = field(default_factory=dict)
     dataset_last: dict[str, int] = field(default_factory=dict)

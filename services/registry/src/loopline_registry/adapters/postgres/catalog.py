@@ -131,7 +131,7 @@ class Deployments(_Repo):
                                      + (" FOR UPDATE" if for_update else ""), model)
         return deployment_of(row) if row else None
 
-    async def save(self, d: Deployment) -> None:
+    async def save(self, d: Deployment, *, traceparent: str = "") -> None:
         values = (d.model, d.revision, splits_json(d.splits), list(d.shadow_versions), d.updated_at, d.updated_by,
                   d.reason)
         await self.db.execute(
@@ -141,7 +141,7 @@ class Deployments(_Repo):
             " updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by, reason = EXCLUDED.reason", *values)
         await self.db.execute(
             "INSERT INTO deployment_history (model, revision, splits, shadow_versions, updated_at, updated_by,"
-            " reason) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)", *values)
+            " reason, traceparent) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)", *values, traceparent)
 
     async def list(self) -> list[Deployment]:
         rows = await self.db.fetch(f"SELECT {self._COLUMNS} FROM deployments ORDER BY model")
@@ -152,6 +152,11 @@ class Deployments(_Repo):
             f"SELECT {self._COLUMNS} FROM deployment_history WHERE model = $1 AND updated_at <= $2"
             " ORDER BY updated_at DESC, revision DESC LIMIT 1", model, moment)
         return deployment_of(row) if row else None
+
+    async def traceparent(self, model: str, revision: int) -> str:
+        found = await self.db.fetchval("SELECT traceparent FROM deployment_history WHERE model = $1 AND revision = $2",
+                                       model, revision)
+        return found or ""
 
 
 class Artifacts(_Repo):
