@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 import torch
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from loopline.common.v1 import common_pb2
 from loopline.events.v1 import models_pb2, predictions_pb2
 from loopline.registry.v1 import registry_pb2 as rpb
@@ -172,3 +172,23 @@ async def read_predictions(kafka_bootstrap: str, want: set[str], timeout_s: floa
     finally:
         await consumer.stop()
     return found
+
+
+async def read_topic(kafka_bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[ConsumerRecord]:
+    """Every record of ``topic``, from the start of each partition to its end offset at the time of the call."""
+    partitions = {s.name: s.partitions for s in all_topics()}[topic]
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        async with asyncio.timeout(timeout_s):
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records

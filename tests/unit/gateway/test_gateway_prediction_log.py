@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from gateway_fakes import request
 from tritonclient.grpc import service_pb2 as pb
 
 from loopline_core.errors import Unavailable
-from loopline_core.kafka.producer import Outgoing
+from loopline_core.kafka.producer import EventProducer, Outgoing
 
+from loopline_serving_gateway.bootstrap import build
 from loopline_serving_gateway.handlers.prediction_log import PredictionLog, Served
-from loopline_serving_gateway.settings import PredictionLogSettings
+from loopline_serving_gateway.settings import GatewaySettings, PredictionLogSettings
 
 
 class FlakyKafka:
@@ -94,3 +98,67 @@ def test_every_datatype_family_is_logged_in_its_contents_field() -> None:
     assert flat_values("BYTES", b"\x02\x00\x00\x00hi") == ("bytes_contents", [b"hi"])
     typed = pb.InferTensorContents(int_contents=[5, 6])
     assert flat_values("INT32", None, typed) == ("int_contents", [5, 6])
+
+
+async def test_at_shutdown_what_kafka_never_acknowledged_is_counted_as_dropped() -> None:
+    kafka = FlakyKafka()
+    kafka.down.set()
+    dropped: list[int] = []
+    log = PredictionLog(kafka, PredictionLogSettings(batch_events=2, flush_interval_ms=1, retry_backoff_ms=1),
+                        on_drop=dropped.append)
+    runner = asyncio.create_task(log.run())
+    for n in range(5):
+        log.record(_served(n))
+    async with asyncio.timeout(5):
+        while log.buffered == 5:  # two taken into hand, three still buffered
+            await asyncio.sleep(0.001)
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(log.flush(), 0.05)  # Kafka stays down for the whole grace period
+    assert log.abandon() == 5
+    assert (log.dropped, sum(dropped), log.buffered, log.sent) == (5, 5, 0, 0)
+    assert log.abandon() == 0  # nothing left, nothing counted twice
+
+
+class _UnreachableBroker:
+    """An aiokafka producer whose broker is gone: sends are never acknowledged, and like
+    an idempotent producer holding records, it never finishes stopping."""
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await asyncio.Event().wait()
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None, timestamp_ms: int | None = None,
+                   headers: object = None) -> asyncio.Future[object]:
+        return asyncio.get_running_loop().create_future()
+
+
+async def test_the_gateway_stops_within_its_grace_period_while_kafka_is_down(tmp_path: Path) -> None:
+    settings = GatewaySettings(run_dir=tmp_path, shutdown_grace_s=0.3,
+                               prediction_log=PredictionLogSettings(flush_interval_ms=1))
+    producer = EventProducer(settings.kafka, service="gateway-test", driver=_UnreachableBroker())
+    gateway = build(settings, registry=object(), producer=producer, consume_events=False)  # type: ignore[arg-type]
+    plog = gateway.prediction_log
+    assert plog is not None
+    kafka = next(c for c in gateway.host.components if c.name == "kafka-producer")
+    assert kafka.start is not None and kafka.stop is not None
+    await kafka.start()
+    runner = asyncio.create_task(plog.run())
+    for n in range(3):
+        plog.record(_served(n))
+    async with asyncio.timeout(5):
+        while plog.buffered:
+            await asyncio.sleep(0.001)
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    plog.record(_served(3))
+    began = time.monotonic()
+    async with asyncio.timeout(5):
+        await kafka.stop()
+    assert time.monotonic() - began < 2
+    assert plog.dropped == 4
+    assert gateway.metrics.registry.get_sample_value("gateway_prediction_log_dropped_total") == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from dataclasses import dataclass
 
@@ -27,6 +28,10 @@ from loopline_serving_gateway.handlers.reconciler import Reconciler
 from loopline_serving_gateway.handlers.tracing import Tracing
 from loopline_serving_gateway.metrics import GatewayMetrics
 from loopline_serving_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+#: What the producer gets to close even when the flush used up the grace period.
+_MIN_PRODUCER_STOP_S = 0.5
 
 
 @dataclass
@@ -69,10 +74,18 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
                                        on_sent=metrics.log_sent.inc)
 
     async def stop_producer() -> None:
+        # Bounded as a whole: with Kafka down, the flush never completes, and neither does
+        # the driver's own stop (an idempotent producer never expires what it holds).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.shutdown_grace_s
         if prediction_log is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(prediction_log.flush(), settings.shutdown_grace_s)
-        await producer.stop()
+            prediction_log.abandon()
+        try:
+            await asyncio.wait_for(producer.stop(), max(deadline - loop.time(), _MIN_PRODUCER_STOP_S))
+        except TimeoutError:
+            log.warning("the Kafka producer did not close within the grace period; the records it held are abandoned")
 
     components.append(Component("kafka-producer", producer.start, stop_producer))
     reconciler = Reconciler(

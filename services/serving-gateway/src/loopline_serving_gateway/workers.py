@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sys
+import time
 
 import uvloop
 
@@ -42,7 +43,10 @@ def serve_all(settings: GatewaySettings) -> int:
         for child in children:
             child.start()
     code = serve(settings)
+    # All at once, so that each drains and flushes its prediction log within the same grace period.
     for child in children:
         child.terminate()
-        child.join(settings.shutdown_grace_s)
+    deadline = time.monotonic() + settings.shutdown_grace_s + 1.0
+    for child in children:
+        child.join(max(deadline - time.monotonic(), 0.0))
     return code

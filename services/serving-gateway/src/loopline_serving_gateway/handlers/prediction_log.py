@@ -5,7 +5,8 @@ no encoding). A background loop turns them into events and sends them in
 batches. The buffer is bounded in events: when Kafka is down it fills, further
 predictions are dropped and counted, and the loop keeps retrying the batch in
 hand with the same event ids (consumers drop repeats), so it catches up when
-Kafka returns.
+Kafka returns. At shutdown it flushes within the grace period; what Kafka has
+not acknowledged by then is counted as dropped too (``abandon``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,19 @@ class PredictionLog:
         while self._entries:
             outgoing = [event for entry in self._take() for event in events_of(entry)]
             await self._send(outgoing)
+
+    def abandon(self) -> int:
+        """At shutdown, once Kafka has had its grace period: every event not acknowledged
+        (still buffered, or in hand and maybe partly written) counts as dropped. Returns how many."""
+        lost = len(self._in_hand) + self._buffered
+        self._in_hand = []
+        self._entries.clear()
+        self._buffered = 0
+        if lost:
+            self.dropped += lost
+            self._on_drop(lost)
+            log.warning("prediction log: %d events not acknowledged by Kafka at shutdown, counted as dropped", lost)
+        return lost
 
     async def run(self) -> None:
         interval = self._settings.flush_interval_ms / 1000
