@@ -95,3 +95,25 @@ async def test_grpc_servicer_errors_become_status_codes() -> None:
         assert raised.value.details() == "expected_revision: revision 3 is stale, current is 4"
     finally:
         await server.stop(0)
+
+
+@pytest.mark.parametrize("driver_error", ["DeadlockDetectedError", "SerializationError", "PostgresConnectionError"])
+async def test_transient_postgres_errors_become_retryable(driver_error: str) -> None:
+    import asyncpg
+
+    from loopline_core.db.pool import translated_errors
+
+    with pytest.raises(errors.Unavailable) as caught:
+        async with translated_errors():
+            raise getattr(asyncpg, driver_error)("collided")
+    assert caught.value.retryable
+
+
+async def test_bad_data_from_postgres_is_not_retried() -> None:
+    import asyncpg
+
+    from loopline_core.db.pool import translated_errors
+
+    with pytest.raises(errors.InvalidArgument):
+        async with translated_errors():
+            raise asyncpg.DataError("invalid input syntax")

@@ -23,6 +23,7 @@ import asyncpg
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from loopline.events.v1 import predictions_pb2
+from loopline_core.db.pool import translated_errors
 from loopline_core.errors import InvalidArgument
 from loopline_core.kafka.handlers import Delivery
 from loopline_core.kafka.producer import EventProducer, Outgoing
@@ -96,24 +97,27 @@ class Joiner:
                 if held is None or _newer(data, held):
                     labels[data.prediction_id] = data
         phases = _Phases(self.metrics.phase_seconds, started)
-        async with self._pool().acquire() as conn:
-            phases.done("acquire")
-            async with conn.transaction():
-                if predictions:
-                    await store.insert_predictions(conn, [
-                        (pid, version, variant, p.model, utc(p.served_at), p.SerializeToString())
-                        for (pid, version, variant), p in predictions.items()])
-                    self.metrics.predictions.inc(len(predictions))
-                if labels:
-                    await self._upsert_labels(conn, labels)
-                phases.done("store")
-                ids = sorted({pid for pid, _, _ in predictions} | set(labels))
-                outgoing = await self._join(conn, ids, now, now_ts)
-                phases.done("join")
-                if outgoing:
-                    await self._producer.send_batch(LABELED, outgoing)
-                phases.done("emit")
-            phases.done("commit")
+        # Driver errors become the taxonomy: a lost connection or a deadlock is retried
+        # with backoff instead of sending the batch record by record to the dead-letter topic.
+        async with translated_errors():
+            async with self._pool().acquire() as conn:
+                phases.done("acquire")
+                async with conn.transaction():
+                    if predictions:
+                        await store.insert_predictions(conn, [
+                            (pid, version, variant, p.model, utc(p.served_at), p.SerializeToString())
+                            for (pid, version, variant), p in predictions.items()])
+                        self.metrics.predictions.inc(len(predictions))
+                    if labels:
+                        await self._upsert_labels(conn, labels)
+                    phases.done("store")
+                    ids = sorted({pid for pid, _, _ in predictions} | set(labels))
+                    outgoing = await self._join(conn, ids, now, now_ts)
+                    phases.done("join")
+                    if outgoing:
+                        await self._producer.send_batch(LABELED, outgoing)
+                    phases.done("emit")
+                phases.done("commit")
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     async def _upsert_labels(self, conn: asyncpg.Connection,

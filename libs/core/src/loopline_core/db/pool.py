@@ -46,6 +46,9 @@ async def translated_errors() -> AsyncIterator[None]:
         raise FailedPrecondition(exc.detail or str(exc)) from exc
     except (asyncpg.DataError,) as exc:
         raise InvalidArgument(str(exc)) from exc
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        # Two transactions collided; running it again succeeds: retryable.
+        raise Unavailable(f"PostgreSQL transaction conflict, to be retried: {exc}") from exc
     except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
             asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
         raise Unavailable(f"PostgreSQL unavailable: {exc}") from exc
