@@ -4,14 +4,16 @@ its in-process baselines measured in the same run.
 ``kafka_run``: the workload is published to loopline.predictions.v1 and
 loopline.labeled.v1 first; then the service starts as its own process
 (``loadtests.drift.serve``: route and detect loops, checkpoints in PostgreSQL) and
-is timed from ready until every routed record is checkpointed. Per core = events /
+is timed from ready until the route group has committed the inputs' ends and every
+drift-inputs record they made is checkpointed. Per core = events /
 CPU-seconds of the service process (user + system, from /proc), so a second load
 on the machine does not flatter or spoil it; the wall rate is reported too. The
 consumer groups start at the topics' ends as they were before the run, so a run
 only ever sees its own events.
 
 Baselines, in this process on one core, on the same events: the detect handler
-alone (records already decoded, checkpoints in memory), and the wired service on
+alone (the route stage's ``DriftInputs`` batches already decoded, checkpoints in
+memory), and the wired service on
 the in-memory broker (route and detect with CloudEvents encoding, no network).
 """
 
@@ -45,8 +47,10 @@ from loopline_core.settings import KafkaSettings
 from loadtests.drift import workload
 from loopline_drift_detector.adapters.checkpoints import InMemoryCheckpoints
 from loopline_drift_detector.bootstrap import wire
+from loopline_drift_detector.entrypoints.consumers import DETECT_TYPES
 from loopline_drift_detector.handlers.detect import Detection
 from loopline_drift_detector.handlers.outbox import StatePersistence
+from loopline_drift_detector.handlers.route import batched
 from loopline_drift_detector.settings import DriftSettings
 
 PARTITIONS = {spec.name: spec.partitions for spec in all_topics()}
@@ -69,12 +73,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, all its threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def expected_ends(events: Sequence[tuple[str, str, Message]], start: dict[int, int]) -> dict[int, int]:
-    """drift-inputs end offsets once every event is routed (no shadows in the workload)."""
-    counts = Counter(workload.partition_of(_model(m), PARTITIONS[DRIFT_INPUTS]) for _, _, m in events)
-    return {p: start.get(p, 0) + n for p, n in counts.items()}
 
 
 def _model(message: Message) -> str:
@@ -138,6 +136,23 @@ async def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float
     raise RuntimeError("the drift detector was not ready in time")
 
 
+async def _wait_routed(bootstrap: str, group: str, ends: dict[str, dict[int, int]], proc: subprocess.Popen[bytes],
+                       deadline: float) -> None:
+    watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await watcher.start()
+    try:
+        while True:
+            committed = [(await watcher.committed(TopicPartition(t, p)) or 0) >= end
+                         for t, by_p in ends.items() for p, end in by_p.items()]
+            if all(committed):
+                return
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                raise RuntimeError("the drift detector did not route every record")
+            await asyncio.sleep(0.05)
+    finally:
+        await watcher.stop()
+
+
 async def kafka_run(bootstrap: str, dsn: str, root: Path, events: Sequence[tuple[str, str, Message]], *,
                     tracing: bool = True, broker_pid: int | None = None, profile: str | None = None,
                     timeout_s: float = 240.0) -> dict[str, Any]:
@@ -150,7 +165,7 @@ async def kafka_run(bootstrap: str, dsn: str, root: Path, events: Sequence[tuple
     dlq_start = {t: sum((await end_offsets(bootstrap, t)).values()) for t in dlq_topics}
     drift_start = await end_offsets(bootstrap, DRIFT)
     publish_rate = await publish(bootstrap, events)
-    expected = expected_ends(events, inputs_start)
+    input_ends = {t: await end_offsets(bootstrap, t) for t in TOPICS.values()}
 
     port = free_port()
     env = {**os.environ, "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "LOOPLINE_POSTGRES__DSN": dsn,
@@ -170,6 +185,10 @@ async def kafka_run(bootstrap: str, dsn: str, root: Path, events: Sequence[tuple
             broker0 = cpu_seconds(broker_pid) if broker_pid else None
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, server_settings={"search_path": schema})
             try:
+                # The routed records are known once the route group has committed the inputs' ends.
+                await _wait_routed(bootstrap, route_group, input_ends, proc, began + timeout_s)
+                expected = {p: end for p, end in (await end_offsets(bootstrap, DRIFT_INPUTS)).items()
+                            if end > inputs_start.get(p, 0)}
                 while True:
                     done = await _checkpointed(pool, detect_group)
                     if all(done.get(p, 0) >= end for p, end in expected.items()):
@@ -179,6 +198,7 @@ async def kafka_run(bootstrap: str, dsn: str, root: Path, events: Sequence[tuple
                                            f"{expected}); see {root}")
                     await asyncio.sleep(0.05)
                 wall, cpu = time.perf_counter() - began, cpu_seconds(proc.pid) - cpu0
+                routed = sum(end - inputs_start.get(p, 0) for p, end in expected.items())
                 broker = cpu_seconds(broker_pid) - broker0 if broker_pid and broker0 is not None else None
             finally:
                 await pool.close()
@@ -193,19 +213,28 @@ async def kafka_run(bootstrap: str, dsn: str, root: Path, events: Sequence[tuple
     return {"events": n, "tracing": tracing, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "events_per_s_wall": round(n / wall), "events_per_cpu_s": round(n / cpu),
             "broker_cpu_s": None if broker is None else round(broker, 2),
-            "drift_events": drift_events, "dead_lettered": dead, "publish_events_per_s": round(publish_rate)}
+            "routed_records": routed, "drift_events": drift_events, "dead_lettered": dead, "publish_events_per_s": round(publish_rate)}
 
 
-def deliveries(events: Sequence[tuple[str, str, Message]]) -> list[list[Delivery]]:
-    """The routed records as the detect loop receives them: per drift-inputs partition."""
+def deliveries(events: Sequence[tuple[str, str, Message]], max_records: int = 2000) -> list[list[Delivery]]:
+    """The routed records as the detect loop receives them: per drift-inputs partition.
+    The route stage's own batching (``route.batched``) on source batches the size a
+    poll of ``max_records`` gives per source partition."""
     by_partition: dict[int, list[Delivery]] = {}
-    for kind, _, message in events:
-        model = _model(message)
-        p = workload.partition_of(model, PARTITIONS[DRIFT_INPUTS])
-        value, headers = encode(new_event(message, source="/loopline/bench"))
-        event = decode(value, headers, TYPES)
-        batch = by_partition.setdefault(p, [])
-        batch.append(Delivery(DRIFT_INPUTS, p, len(batch), model, event, tuple(headers)))
+    for kind, topic in TOPICS.items():
+        chosen = [m for k, _, m in events if k == kind]
+        size = max(1, max_records // PARTITIONS[topic])
+        for at in range(0, len(chosen), size):
+            sources = []
+            for offset, message in enumerate(chosen[at:at + size], start=at):
+                value, headers = encode(new_event(message, source="/loopline/bench"))
+                sources.append(Delivery(topic, 0, offset, None, decode(value, headers, TYPES), tuple(headers)))
+            for item in batched(sources)[0]:
+                p = workload.partition_of(item.key, PARTITIONS[DRIFT_INPUTS])
+                value, headers = encode(new_event(item.message, source="/loopline/bench", event_id=item.event_id))
+                batch = by_partition.setdefault(p, [])
+                batch.append(Delivery(DRIFT_INPUTS, p, len(batch), item.key, decode(value, headers, DETECT_TYPES),
+                                      tuple(headers)))
     return list(by_partition.values())
 
 

@@ -127,3 +127,17 @@ def test_other_headers_are_ignored() -> None:
 def test_docstring_examples_run() -> None:
     for module in (cloudevents, retry):
         assert doctest.testmod(module).failed == 0
+
+
+def test_repeated_header_values_decode_the_same_from_the_caches() -> None:
+    # Decoding caches repeating header texts and parsed times: each record still gets its own.
+    value, _ = encode(_event())
+    later = MOMENT + timedelta(seconds=1)
+    for _ in range(3):
+        assert decode(value, _headers(), TYPES).time == MOMENT
+        assert decode(value, _headers(ce_time=cloudevents.format_time(later).encode()), TYPES).time == later
+        assert decode(value, _headers(ce_id=b"e-2"), TYPES).id == "e-2"
+        with pytest.raises(MalformedEvent, match="no UTC offset"):
+            decode(value, _headers(ce_time=b"2026-01-02T03:04:05"), TYPES)
+        with pytest.raises(MalformedEvent, match="ce_source is not UTF-8"):
+            decode(value, _headers(ce_source=b"\xff"), TYPES)

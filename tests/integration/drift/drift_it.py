@@ -13,6 +13,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import murmur2
 from google.protobuf.message import Message
+from loopline.events.v1 import drift_inputs_pb2 as dipb
 from loopline.events.v1 import drift_pb2 as dpb
 from loopline.events.v1 import predictions_pb2 as epb
 from loopline_core.db.migrations import core_migrations, load_folder, migrate
@@ -27,7 +28,8 @@ from loopline_drift_detector.handlers.outbox import StatePersistence
 from loopline_drift_detector.settings import DriftSettings
 
 PARTITIONS = {spec.name: spec.partitions for spec in all_topics()}
-TYPES = EventTypes(dpb.DriftDetected, dpb.RetrainRequested, epb.PredictionLogged, epb.LabeledPrediction)
+TYPES = EventTypes(dpb.DriftDetected, dpb.RetrainRequested, dipb.DriftInputs, epb.PredictionLogged,
+                   epb.LabeledPrediction)
 KEY = b"it-drift-checkpoint-key"
 
 
@@ -123,6 +125,15 @@ async def read_topic(bootstrap: str, topic: str, key: str) -> list[ConsumerRecor
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         await reader.stop()
+
+
+def routed_events(records: list[ConsumerRecord[bytes, bytes]]) -> int:
+    """How many events drift-inputs records carry (one ``DriftInputs`` per model and routed batch)."""
+    count = 0
+    for r in records:
+        message = decode(r.value, r.headers, TYPES).data
+        count += len(message.predictions) + len(message.labeled) if isinstance(message, dipb.DriftInputs) else 1
+    return count
 
 
 async def events(bootstrap: str, topic: str, key: str) -> list[Message]:

@@ -17,7 +17,8 @@ from loopline_drift_detector.domain.catalogue import ValidationMetrics
 from loopline_drift_detector.synthetic_events import prediction
 
 from drift_it import (
-    SECOND, Replica, checkpointed_offset, events, oracle, partition_of, read_topic, schema_pool, settings,
+    SECOND, Replica, checkpointed_offset, events, oracle, partition_of, read_topic, routed_events, schema_pool,
+    settings,
     start_at_the_end, unique, wait_for,
 )
 
@@ -52,7 +53,7 @@ async def publish(kafka_bootstrap: str, messages) -> None:  # noqa: ANN001
 
 async def routed_and_checkpointed(kafka_bootstrap: str, pool, group: str, model: str, n: int) -> bool:  # noqa: ANN001
     records = await read_topic(kafka_bootstrap, DRIFT_INPUTS, model)
-    if len(records) < n:
+    if routed_events(records) < n:
         return False
     return await checkpointed_offset(pool, group, records[-1].partition) > records[-1].offset
 
@@ -71,7 +72,8 @@ async def test_injected_drift_gives_one_retrain_request_per_cooldown_window_and_
         await first.start()
         # stop mid-stream: once the detect loop has checkpointed part of the model's partition
         partition = partition_of(model)
-        await wait_for(lambda: _past(pool, s.detect_group, partition, starts[partition] + 600), "a first checkpoint")
+        await wait_for(lambda: _past_events(kafka_bootstrap, pool, s.detect_group, model, partition,
+                                            starts[partition], 600), "a first checkpoint")
         await first.stop()
         second = Replica(s, pool, versions)
         await second.start()
@@ -92,8 +94,16 @@ async def test_injected_drift_gives_one_retrain_request_per_cooldown_window_and_
         assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def _past(pool, group: str, partition: int, offset: int) -> bool:  # noqa: ANN001
-    return await checkpointed_offset(pool, group, partition) > offset
+async def _past_events(kafka_bootstrap: str, pool, group: str, model: str, partition: int, start: int,  # noqa: ANN001
+                       n: int) -> bool:
+    """The checkpoint has passed the routed record that carries the model's ``n``-th event."""
+    records = [r for r in await read_topic(kafka_bootstrap, DRIFT_INPUTS, model) if r.offset >= start]
+    carried = 0
+    for record in records:
+        carried += routed_events([record])
+        if carried >= n:
+            return await checkpointed_offset(pool, group, partition) > record.offset
+    return False
 
 
 async def test_two_replicas_split_the_models_without_double_alerts(kafka_bootstrap: str, postgres_dsn: str) -> None:

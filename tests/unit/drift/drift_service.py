@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from google.protobuf.message import Message
+from loopline.events.v1 import drift_inputs_pb2 as dipb
 from loopline.events.v1 import drift_pb2 as dpb
+from loopline.events.v1 import predictions_pb2 as epb
 from loopline_core.kafka.cloudevents import EventTypes, decode
 from loopline_core.kafka.memory import InMemoryBroker
 from loopline_core.kafka.producer import EventProducer, Outgoing
@@ -29,6 +31,7 @@ _rng = np.random.default_rng(7)
 PROFILE = ReferenceProfile({name: NumericProfile.from_values(_rng.normal(0.0, 1.0, 5000)) for name in FEATURES},
                            5000)
 DRIFT_TYPES = EventTypes(dpb.DriftDetected, dpb.RetrainRequested)
+INPUT_TYPES = EventTypes(dipb.DriftInputs, epb.PredictionLogged, epb.LabeledPrediction)
 
 
 def settings(**extra: object) -> DriftSettings:
@@ -102,3 +105,14 @@ class Harness:
 
     def retrains(self) -> list[dpb.RetrainRequested]:
         return self.events(RETRAIN)  # type: ignore[return-value]
+
+    def routed(self) -> list[Message]:
+        """The events on loopline.drift-inputs.v1, out of their batches (by partition, in order)."""
+        out: list[Message] = []
+        for r in self.broker.records(DRIFT_INPUTS):
+            message = decode(r.value, r.headers, INPUT_TYPES).data
+            if isinstance(message, dipb.DriftInputs):
+                out += [*message.predictions, *message.labeled]
+            else:
+                out.append(message)
+        return out

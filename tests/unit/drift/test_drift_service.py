@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from loopline.common.v1 import common_pb2 as cpb
+from loopline.events.v1 import drift_inputs_pb2 as dipb
 from loopline.events.v1 import drift_pb2 as dpb
+from loopline_core.kafka.cloudevents import decode
+from loopline_core.kafka.producer import Outgoing
 from loopline_core.kafka.topics import DRIFT_INPUTS, LABELED, PREDICTIONS, dead_letter_topic
 from loopline_drift_detector.synthetic_events import labeled, prediction
 
-from drift_service import Harness, at, shifted_rows, versions
+from drift_service import INPUT_TYPES, Harness, at, shifted_rows, versions
 
 
 def by_id(m) -> str:  # noqa: ANN001
@@ -51,7 +54,8 @@ async def test_shadow_inputs_are_left_out_but_shadow_errors_count_for_the_shadow
     await h.publish(LABELED, [labeled("churn", 2, ok, at=at(i), variant=cpb.VARIANT_SHADOW)
                               for i, ok in enumerate(outcomes)], by_model)
     await h.run_until_idle()
-    assert len(h.broker.records(DRIFT_INPUTS)) == len(outcomes)  # no shadow inputs routed
+    assert len(h.routed()) == len(outcomes)  # no shadow inputs routed
+    assert len(h.broker.records(DRIFT_INPUTS)) < len(outcomes) / 10  # one record per model and polled batch
     kinds = {(d.version, d.kind) for d in h.drifts()}
     assert (2, dpb.DRIFT_KIND_CONCEPT) in kinds and all(k != dpb.DRIFT_KIND_DATA for _, k in kinds)
     assert len(h.retrains()) == 1 and h.retrains()[0].version == 2
@@ -67,9 +71,14 @@ async def test_records_that_break_the_schema_are_dead_lettered_and_the_rest_is_h
     await h.publish(PREDICTIONS, [*good[:100], no_features, wrong_width, unknown_version, *good[100:]], by_id)
     await h.run_until_idle()
     assert [r.key for r in h.broker.records(dead_letter_topic(PREDICTIONS))] == [no_features.prediction_id.encode()]
-    assert len(h.broker.records(dead_letter_topic(DRIFT_INPUTS))) == 2  # width and version checked on the registry's signature
+    # width and version are checked on the registry's signature: each refused event alone, as its own type
+    dead = h.broker.records(dead_letter_topic(DRIFT_INPUTS))
+    refused = sorted((decode(r.value, r.headers, INPUT_TYPES).data for r in dead), key=lambda m: m.version)
+    assert [m.prediction_id for m in refused] == [wrong_width.prediction_id, unknown_version.prediction_id]
+    reasons = sorted(dict(r.headers)["dlq_error_type"].decode() for r in dead)
+    assert reasons[0].endswith("MalformedEvent") and reasons[1].endswith("NotFound")
     state = next(iter(h.service.persistence.states.values()))
-    assert sum(s.next_offset for s in h.service.persistence.states.values()) == len(good) + 2
+    assert sum(s.next_offset for s in h.service.persistence.states.values()) == len(h.broker.records(DRIFT_INPUTS))
     assert state.versions[("churn", 1)].monitor.value_counts()["x"]["valid"] == len(good)
 
 
@@ -117,3 +126,65 @@ async def test_a_replay_from_an_older_offset_is_skipped_by_the_checkpoint() -> N
     again = Harness(broker=h.broker, store=h.store)
     await again.run_until_idle()
     assert len(again.drifts()) == before
+
+
+async def test_routed_batches_give_the_decisions_of_single_event_records() -> None:
+    # Batching the internal hop changes the records, not what the detectors see.
+    rows = shifted_rows(400, 1600, shift=1.5)
+    events = [prediction("churn", 1, r, at=at(i)) for i, r in enumerate(rows)]
+    routed = Harness()
+    await routed.publish(PREDICTIONS, events, by_id)
+    await routed.run_until_idle()
+    assert len(routed.broker.records(DRIFT_INPUTS)) < len(events) / 10
+    assert sorted(m.prediction_id for m in routed.routed()) == sorted(m.prediction_id for m in events)
+    assert routed.drifts() and routed.retrains()
+    single = Harness()  # the same events in the routed order, one per record
+    await single.publish(DRIFT_INPUTS, routed.routed(), lambda m: m.model)
+    await single.run_until_idle()
+    assert [d.drift_id for d in routed.drifts()] == [d.drift_id for d in single.drifts()]
+    assert [r.request_id for r in routed.retrains()] == [r.request_id for r in single.retrains()]
+
+
+async def test_a_registry_outage_inside_a_routed_batch_is_retried_without_applying_anything_twice() -> None:
+    from loopline_core.errors import Unavailable
+
+    class Flaky:
+        def __init__(self, source) -> None:  # noqa: ANN001
+            self.source, self.failures = source, 2
+
+        async def get(self, model: str, version: int):  # noqa: ANN201
+            if version == 2 and self.failures:
+                self.failures -= 1
+                raise Unavailable("registry down")
+            return await self.source.get(model, version)
+
+    h = Harness(source=Flaky(versions()), kafka={"retry_backoff_ms": 1, "retry_backoff_max_ms": 2})
+    # one routed batch with version 1 (known at once) and version 2 (known after two failures)
+    mixed = [prediction("churn", 1 + i % 2, r, at=at(i)) for i, r in enumerate(shifted_rows(200, 0, 0.0))]
+    await h.gateway.start()
+    routed_batch = dipb.DriftInputs(model="churn", predictions=mixed)
+    await h.gateway.send_batch(DRIFT_INPUTS, [Outgoing("churn", routed_batch)])
+    await h.run_until_idle()
+    state = next(iter(h.service.persistence.states.values()))
+    assert state.versions[("churn", 1)].monitor.value_counts()["x"]["valid"] == 100
+    assert state.versions[("churn", 2)].monitor.value_counts()["x"]["valid"] == 100
+    assert h.broker.records(dead_letter_topic(DRIFT_INPUTS)) == []
+
+
+async def test_a_routed_batch_too_large_for_one_record_is_cut_in_order(monkeypatch) -> None:  # noqa: ANN001
+    from loopline_drift_detector.handlers import route
+
+    monkeypatch.setattr(route, "MAX_RECORD_BYTES", 2000)
+    events = [prediction("churn", 1, r, at=at(i)) for i, r in enumerate(shifted_rows(300, 0, 0.0))]
+    outcomes = [labeled("churn", 1, i % 4 != 0, at=at(i)) for i in range(100)]
+    h = Harness()
+    await h.publish(PREDICTIONS, events, by_id)
+    await h.publish(LABELED, outcomes, by_model)
+    await h.run_until_idle()
+    records = h.broker.records(DRIFT_INPUTS)
+    assert all(len(r.value) <= 2000 for r in records) and len({dict(r.headers)["ce_id"] for r in records}) == len(records)
+    assert sorted(m.prediction.prediction_id if isinstance(m, type(outcomes[0])) else m.prediction_id
+                  for m in h.routed()) == sorted([m.prediction_id for m in events]
+                                                 + [o.prediction.prediction_id for o in outcomes])
+    state = next(iter(h.service.persistence.states.values()))
+    assert state.versions[("churn", 1)].monitor.value_counts()["x"]["valid"] == 300

@@ -110,6 +110,22 @@ async def test_records_that_do_not_decode_or_carry_no_time_are_dead_lettered() -
     await garbage.send_record(PREDICTIONS, key=b"junk", value=b"\xff\x00 not protobuf",
                               headers=[("ce_type", b"loopline.events.v1.PredictionLogged")])
     await h.run_until_idle()
-    assert [r.key for r in h.broker.records(dead_letter_topic(PREDICTIONS))] == [b"junk"]
-    assert len(h.broker.records(dead_letter_topic(DRIFT_INPUTS))) == 2  # the two records without a time
+    # times are checked when routing: each record without one is dead-lettered at its source, alone
+    assert sorted(r.key for r in h.broker.records(dead_letter_topic(PREDICTIONS))) == sorted(
+        [b"junk", timeless.prediction_id.encode()])
+    assert len(h.broker.records(dead_letter_topic(LABELED))) == 1
+    assert h.broker.records(dead_letter_topic(DRIFT_INPUTS)) == []
+    assert _monitor(h).value_counts()["x"]["valid"] == len(good)
+
+
+async def test_a_single_event_record_without_a_time_is_dead_lettered_at_the_detect_stage() -> None:
+    # Records routed one by one (before batching) are still checked when they are applied.
+    h = Harness()
+    good = [prediction("churn", 1, r, at=at(i)) for i, r in enumerate(shifted_rows(50, 0, 0.0))]
+    timeless = prediction("churn", 1, [0.1, 0.2], at=at(0))
+    timeless.ClearField("served_at")
+    await h.publish(DRIFT_INPUTS, [*good[:20], timeless, *good[20:]], by_model)
+    await h.run_until_idle()
+    dead = h.broker.records(dead_letter_topic(DRIFT_INPUTS))
+    assert len(dead) == 1 and b"no time" in dict(dead[0].headers)["dlq_reason"]
     assert _monitor(h).value_counts()["x"]["valid"] == len(good)

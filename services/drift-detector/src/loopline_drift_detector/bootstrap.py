@@ -11,6 +11,7 @@ from loopline_core.db.migrations import load_folder
 from loopline_core.errors import InvalidArgument
 from loopline_core.kafka.consumer import ConsumerDriver, EventConsumer
 from loopline_core.kafka.producer import EventProducer, ProducerDriver
+from loopline_core.kafka.retry import Backoff
 from loopline_core.kafka.topics import DRIFT_INPUTS
 from loopline_core.servers.assemble import assemble
 from loopline_core.servers.host import Background, Component, ServiceHost
@@ -62,7 +63,8 @@ def wire(settings: DriftSettings, *, store: CheckpointStore, versions: VersionSo
     persistence = StatePersistence(store, producer, group=settings.detect_group, topic=DRIFT_INPUTS, key=key,
                                    retrain=settings.retrain.config())
     detection = Detection(CachedVersions(versions), persistence, config_for=settings.monitor_config,
-                          checkpoint_interval_s=settings.checkpoint_interval_s)
+                          checkpoint_interval_s=settings.checkpoint_interval_s, dead_letters=producer,
+                          group=settings.detect_group, backoff=Backoff.from_settings(settings.kafka))
     router = Router(producer)
     if detect_driver_ is None:
         detect_driver_ = DetectDriver(settings.kafka, settings.detect_group, persistence)

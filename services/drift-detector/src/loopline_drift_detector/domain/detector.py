@@ -73,7 +73,8 @@ class Detector(abc.ABC):
         self._update_checked(value)
 
     def _update_checked(self, value: Any) -> None:
-        """``update`` for a caller (a stream) whose own guard of the same kind accepted ``value``."""
+        """``update`` for a caller whose own guard of the same kind accepted ``value``
+        (``Stream.offer`` inlines it: keep the two alike)."""
         if self._fired:
             self._restart()
         self._n += 1

@@ -62,10 +62,16 @@ class Stream:
         self._recent.append(value)
         first = None
         for i, detector in enumerate(self._detectors):
-            detector._update_checked(value)
-            if detector._drift:
+            # Detector._update_checked, inlined (the hot path): restart after a firing, count, learn.
+            if detector._fired:
+                detector._restart()
+            detector._n += 1
+            if detector._learn(value):
+                detector._drift = detector._fired = True
                 self._last_fired[i] = index
                 first = detector if first is None else first
+            else:
+                detector._drift = detector._fired = False
         if first is None or self._n < self.config.min_samples:
             return None
         window = self.config.vote_window

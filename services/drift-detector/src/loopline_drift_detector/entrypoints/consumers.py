@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from loopline.events.v1 import drift_inputs_pb2 as dipb
 from loopline.events.v1 import predictions_pb2 as epb
 from loopline_core.kafka.cloudevents import EventTypes
 from loopline_core.kafka.consumer import ConsumerDriver, EventConsumer
@@ -25,6 +26,8 @@ from loopline_drift_detector.handlers.route import Router
 
 log = logging.getLogger(__name__)
 TYPES = EventTypes(epb.PredictionLogged, epb.LabeledPrediction)
+#: Routed batches, and single events from routers before batching (still on the topic after an upgrade).
+DETECT_TYPES = EventTypes(dipb.DriftInputs, epb.PredictionLogged, epb.LabeledPrediction)
 
 
 class ResumeFromCheckpoints(ConsumerRebalanceListener):
@@ -83,5 +86,5 @@ def route_consumer(settings: KafkaSettings, group: str, router: Router, dead_let
 
 def detect_consumer(settings: KafkaSettings, group: str, detection: Detection, dead_letters: EventProducer, *,
                     max_records: int, driver: ConsumerDriver | None = None) -> EventConsumer:
-    return EventConsumer(settings, group_id=group, topics=[DRIFT_INPUTS], types=TYPES, dead_letters=dead_letters,
+    return EventConsumer(settings, group_id=group, topics=[DRIFT_INPUTS], types=DETECT_TYPES, dead_letters=dead_letters,
                          batch_handler=detection.on_batch, driver=driver, max_records=max_records)

@@ -1,9 +1,15 @@
 """Detecting stage: feeds each model version's monitor from loopline.drift-inputs.v1.
 
-Per partition batch: records below the partition's applied offset are skipped (a
+A record is a ``DriftInputs`` (one model's events from one routed batch), or, from
+routers before batching, one ``PredictionLogged`` or ``LabeledPrediction``. Per
+partition batch: records below the partition's applied offset are skipped (a
 replay after a restart, or the consumer re-running a failed batch record by record),
-so each record changes the state exactly once. A decision is saved in the outbox in
-the same transaction as the state that made it, and only then published: a restart
+so each record changes the state exactly once. Within a ``DriftInputs``, the model
+versions are looked up first, then every event is applied; an event the version's
+signature refuses (width), or of a version the registry does not know, is
+dead-lettered alone, as a record of its own type, once the record's offset and
+decisions are in the state (a failed send can then not apply the record twice).
+A decision is saved in the outbox in the same transaction as the state that made it, and only then published: a restart
 resumes from that state and never decides it again. Without decisions, the state is
 saved every ``checkpoint_interval_s``; what came after is replayed from Kafka.
 """
@@ -14,10 +20,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
+from google.protobuf.message import Message
+from loopline.events.v1 import drift_inputs_pb2 as dipb
 from loopline.events.v1 import predictions_pb2 as epb
-from loopline_core.errors import InvalidArgument, MalformedEvent
+from loopline_core.errors import InvalidArgument, LooplineError, MalformedEvent
+from loopline_core.kafka.cloudevents import derive_event_id, encode, new_event
+from loopline_core.kafka.dead_letter import Failure, dead_letter_headers, error_type
 from loopline_core.kafka.handlers import Delivery
+from loopline_core.kafka.producer import EventProducer
+from loopline_core.kafka.retry import Backoff
+from loopline_core.kafka.topics import dead_letter_topic
 from loopline_core.profiles.reference import ReferenceProfile
 
 from loopline_drift_detector.adapters.checkpoints import OutboxEvent
@@ -42,8 +56,15 @@ def trace_id(traceparent: str) -> str:
 class Detection:
     def __init__(self, versions: VersionSource, persistence: StatePersistence, *,
                  config_for: Callable[[str], MonitorConfig], checkpoint_interval_s: float = 5.0,
-                 monotonic: Callable[[], float] = time.monotonic, metrics: DriftMetrics | None = None) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, metrics: DriftMetrics | None = None,
+                 dead_letters: EventProducer | None = None, group: str = "drift-detector",
+                 backoff: Backoff | None = None) -> None:
+        """``dead_letters``: where an event refused inside a ``DriftInputs`` goes (to
+        ``<topic>.dlq``); without it such an event is only counted and logged."""
         self.metrics = metrics or DriftMetrics()
+        self._dead_letters = dead_letters
+        self._group = group
+        self._backoff = backoff or Backoff(0.1, 5.0)
         self._versions = versions
         self._persistence = persistence
         self._config_for = config_for
@@ -71,15 +92,22 @@ class Detection:
             for delivery in deliveries:
                 if delivery.offset < state.next_offset:
                     continue
-                decisions = self._apply(state, delivery.event.data)
-                if decisions is None:  # a version seen for the first time: ask the registry
-                    await self._track(state, delivery.event.data)
-                    decisions = self._apply(state, delivery.event.data)
-                    assert decisions is not None
+                message = delivery.event.data
+                refused: list[tuple[int, Message, Exception]] = []
+                if type(message) is dipb.DriftInputs:
+                    decisions = await self._apply_inputs(state, message, refused)
+                else:
+                    decisions = self._apply(state, message)
+                    if decisions is None:  # a version seen for the first time: ask the registry
+                        await self._track(state, message)
+                        decisions = self._apply(state, message)
+                        assert decisions is not None
                 state.next_offset = delivery.offset + 1
                 self._dirty.add(partition)
                 for decision in decisions:
                     outbox += self._decided(state, partition, decision)
+                for index, refused_message, exc in refused:
+                    await self._dead_letter(delivery, index, refused_message, exc)
         finally:
             if outbox or self._monotonic() - self._saved_at.get(partition, 0.0) >= self._interval:
                 await self._save(partition, outbox)
@@ -120,21 +148,78 @@ class Detection:
             events.append(retrain_outbox(partition, request))
         return events
 
+    async def _apply_inputs(self, state: PartitionState, inputs: dipb.DriftInputs,
+                            refused: list[tuple[int, Message, Exception]]) -> list[DriftDecision]:
+        """The decisions of one routed batch. Versions are looked up before any event is
+        applied, so a retryable registry failure leaves the state untouched (the batch is
+        retried); refused events are added to ``refused`` (index, event, why)."""
+        versions = state.versions
+        wanted = {(p.model, p.version) for p in inputs.predictions}
+        wanted.update((o.prediction.model, o.prediction.version) for o in inputs.labeled)
+        unknown: dict[tuple[str, int], LooplineError] = {}
+        for model, version in sorted(wanted.difference(versions)):
+            try:
+                await self._tracked(state, model, version)
+            except LooplineError as exc:
+                if exc.retryable:
+                    raise
+                unknown[(model, version)] = exc
+        decisions: list[DriftDecision] = []
+        for index, p in enumerate(inputs.predictions):
+            tracked = versions.get((p.model, p.version))
+            try:
+                if tracked is None:
+                    raise unknown[(p.model, p.version)]
+                decisions += _observe_prediction(state, tracked, p)
+            except (MalformedEvent, LooplineError) as exc:
+                refused.append((index, p, exc))
+        for index, o in enumerate(inputs.labeled, start=len(inputs.predictions)):
+            p = o.prediction
+            tracked = versions.get((p.model, p.version))
+            try:
+                if tracked is None:
+                    raise unknown[(p.model, p.version)]
+                decisions += tracked.monitor.observe_outcome(not o.correct, at=_seconds(o.joined_at, "joined_at"),
+                                                             trace_id=trace_id(p.trace.traceparent))
+            except (MalformedEvent, LooplineError) as exc:
+                refused.append((index, o, exc))
+        state.counts["events_dead_lettered"] += len(refused)
+        return decisions
+
+    async def _dead_letter(self, delivery: Delivery, index: int, message: Message, exc: Exception) -> None:
+        """One refused event of a ``DriftInputs``, as a record of its own type on ``<topic>.dlq``."""
+        p = message if type(message) is epb.PredictionLogged else message.prediction  # type: ignore[attr-defined]
+        topic = dead_letter_topic(delivery.topic)
+        log.error("%s[%d]@%d: event %d (prediction %s) dead-lettered to %s: %s: %s", delivery.topic,
+                  delivery.partition, delivery.offset, index, p.prediction_id, topic, error_type(exc), exc)
+        if self._dead_letters is None:
+            return
+        event = new_event(message, source=self._dead_letters.source, subject=f"{p.model}/{p.version}",
+                          event_id=derive_event_id(delivery.event.id, f"drift-refused/{index}"),
+                          time=delivery.event.time)
+        value, headers = encode(event)
+        headers = dead_letter_headers(headers, topic=delivery.topic, partition=delivery.partition,
+                                      offset=delivery.offset,
+                                      failure=Failure(exc, 1, self._group, datetime.now(UTC)))
+        tries = 0
+        while True:
+            try:
+                await self._dead_letters.send_record(topic, key=p.model.encode(), value=value, headers=headers)
+                return
+            except LooplineError as send_error:
+                if not send_error.retryable:
+                    raise
+                tries += 1
+                log.warning("cannot write %s yet (%s); trying again", topic, send_error)
+                await asyncio.sleep(self._backoff.delay(tries))
+
     def _apply(self, state: PartitionState, message: object) -> list[DriftDecision] | None:
         """The decisions one record makes; None (nothing done) when its version is not tracked yet."""
         if type(message) is epb.PredictionLogged:
             tracked = state.versions.get((message.model, message.version))
             if tracked is None:
                 return None
-            if not tracked.data_drift:
-                state.counts["inputs_without_profile"] += 1
-                return []
-            row = features_row(message.inputs)
-            if len(row) != len(tracked.feature_names):
-                raise MalformedEvent(f"{message.model} v{message.version} has {len(tracked.feature_names)} "
-                                     f"features, the prediction {len(row)}", field="inputs")
-            return tracked.monitor.observe_row(row, tracked.columns, at=_seconds(message.served_at, "served_at"),
-                                               trace_id=trace_id(message.trace.traceparent))
+            return _observe_prediction(state, tracked, message)
         if type(message) is epb.LabeledPrediction:
             p = message.prediction
             tracked = state.versions.get((p.model, p.version))
@@ -163,6 +248,19 @@ class Detection:
             tracked = state.versions[key] = Tracked(info.feature_names, monitor, data,
                                                     monitor.columns(info.feature_names))
         return tracked
+
+
+def _observe_prediction(state: PartitionState, tracked: Tracked, message: epb.PredictionLogged) -> list[DriftDecision]:
+    """Checks come first: a refused prediction leaves the monitor as it was."""
+    if not tracked.data_drift:
+        state.counts["inputs_without_profile"] += 1
+        return []
+    row = features_row(message.inputs)
+    if len(row) != len(tracked.feature_names):
+        raise MalformedEvent(f"{message.model} v{message.version} has {len(tracked.feature_names)} "
+                             f"features, the prediction {len(row)}", field="inputs")
+    return tracked.monitor.observe_row(row, tracked.columns, at=_seconds(message.served_at, "served_at"),
+                                       trace_id=trace_id(message.trace.traceparent))
 
 
 def _seconds(stamp: object, field: str) -> float:

@@ -20,17 +20,29 @@ from loopline_core.errors import MalformedEvent
 FEATURES = "features"
 
 
-def features_row(inputs: Sequence[Any]) -> list[float]:
-    """The one row of a logged prediction; a record that breaks the schema is malformed."""
-    tensor = next((t for t in inputs if t.name == FEATURES), None)
-    if tensor is None:
+def _features(inputs: Sequence[Any]) -> Any:
+    """The ``features`` tensor, checked against the schema: FP32, shape [1, n], n values."""
+    for tensor in inputs:
+        if tensor.name == FEATURES:
+            break
+    else:
         raise MalformedEvent(f"no {FEATURES!r} input tensor among {[t.name for t in inputs]}", field="inputs")
     if tensor.datatype != "FP32":
         raise MalformedEvent(f"{FEATURES} must be FP32, got {tensor.datatype!r}", field="inputs")
-    shape = list(tensor.shape)
+    shape = tensor.shape
     if len(shape) != 2 or shape[0] != 1:
-        raise MalformedEvent(f"{FEATURES} must have shape [1, n], got {shape}", field="inputs")
-    values = list(tensor.fp_contents)
-    if len(values) != shape[1]:
-        raise MalformedEvent(f"{FEATURES} has shape {shape} but {len(values)} values", field="inputs")
-    return values
+        raise MalformedEvent(f"{FEATURES} must have shape [1, n], got {list(shape)}", field="inputs")
+    if len(tensor.fp_contents) != shape[1]:
+        raise MalformedEvent(f"{FEATURES} has shape {list(shape)} but {len(tensor.fp_contents)} values",
+                             field="inputs")
+    return tensor
+
+
+def check_features(inputs: Sequence[Any]) -> None:
+    """``features_row`` without the row: the route stage only checks."""
+    _features(inputs)
+
+
+def features_row(inputs: Sequence[Any]) -> list[float]:
+    """The one row of a logged prediction; a record that breaks the schema is malformed."""
+    return list(_features(inputs).fp_contents)
