@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import doctest
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
@@ -39,18 +36,6 @@ from loopline_registry.service.relay import OutboxRelay  # noqa: E402
 
 #: Live accuracy of (champion, candidate) per model, and labelled predictions per side.
 LIVE = {"good": (0.80, 0.90, 400), "bad": (0.90, 0.60, 400), "quiet": (0.80, 0.90, 10)}
-
-
-@pytest.fixture(scope="module")
-def spans() -> Iterator[InMemorySpanExporter]:
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 class LiveQuality:

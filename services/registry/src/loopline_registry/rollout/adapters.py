@@ -60,9 +60,11 @@ class ServiceLayerTarget:
 def windows_since(response: feedback_pb2.GetQualityResponse) -> list[Quality]:
     """The ``since`` windows of a GetQuality answer as Quality records.
 
-    The contract names them ``since:<RFC 3339>``; the collector has also written
-    ``since <ISO 8601>``. Both are read, so a rollout never stalls on the spelling
-    (it did: 0 labels seen, the canary timed out as failing).
+    The contract names them ``since:<RFC 3339>``, which the collector writes.
+    Collectors released before that fix wrote ``since <ISO 8601>``; that spelling is
+    still read so a rolling upgrade (old collector, new registry) does not stall
+    every canary (0 labels seen, timed out as failing). Drop it once no such
+    collector can run.
     """
     return [Quality(w.version, _VARIANTS.get(w.variant, "other"), w.labelled, dict(w.metrics))
             for w in response.windows if w.window.startswith(("since:", "since "))]

@@ -34,7 +34,7 @@ from tritonclient.grpc import service_pb2 as pb
 from loopline_core.errors import InvalidArgument, Unavailable
 from loopline_core.servers.host import Component
 
-from loopline_serving_gateway.handlers.tensors import CONTENTS, NUMPY, encode_bytes
+from loopline_serving_gateway.handlers.tensors import CONTENTS, NUMPY, encode_bytes, params_of, set_param
 
 _MAX_HEAD = 64 << 10
 _MAX_IDLE = 64
@@ -155,28 +155,6 @@ def _dechunk(buffer: bytearray, at: int) -> tuple[bytes, int] | None:
         at += size + 2
 
 
-def _param_value(parameter: pb.InferParameter) -> object:
-    choice = parameter.WhichOneof("parameter_choice")
-    return getattr(parameter, choice) if choice else None
-
-
-def _params(parameters: Any) -> dict[str, object]:
-    return {key: _param_value(value) for key, value in parameters.items()}
-
-
-def set_param(target: Any, key: str, value: object) -> None:
-    if isinstance(value, bool):
-        target[key].bool_param = value
-    elif isinstance(value, int):
-        target[key].int64_param = value
-    elif isinstance(value, float):
-        target[key].double_param = value
-    elif isinstance(value, str):
-        target[key].string_param = value
-    else:
-        raise InvalidArgument(f"parameter {key} must be a bool, number or string", field="parameters")
-
-
 def _raw_of_contents(tensor: pb.ModelInferRequest.InferInputTensor) -> bytes:
     if tensor.datatype == "BYTES":
         return encode_bytes(list(tensor.contents.bytes_contents))
@@ -190,7 +168,7 @@ def encode_request(request: pb.ModelInferRequest) -> tuple[str, bytes, list[byte
     inputs, tail = [], []
     for index, tensor in enumerate(request.inputs):
         data = raw[index] if raw else _raw_of_contents(tensor)
-        parameters = _params(tensor.parameters) if tensor.parameters else {}
+        parameters = params_of(tensor.parameters) if tensor.parameters else {}
         parameters["binary_data_size"] = len(data)  # ours, whatever the client put there
         inputs.append({"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape),
                        "parameters": parameters})
@@ -198,11 +176,11 @@ def encode_request(request: pb.ModelInferRequest) -> tuple[str, bytes, list[byte
     header: dict[str, object] = {"inputs": inputs}
     if request.id:
         header["id"] = request.id
-    parameters = _params(request.parameters) if request.parameters else {}
+    parameters = params_of(request.parameters) if request.parameters else {}
     parameters["binary_data_output"] = True
     header["parameters"] = parameters
     if request.outputs:
-        header["outputs"] = [{"name": o.name, "parameters": {**_params(o.parameters), "binary_data": True}}
+        header["outputs"] = [{"name": o.name, "parameters": {**params_of(o.parameters), "binary_data": True}}
                              for o in request.outputs]  # binary_data last: every output comes back raw
     version = request.model_version
     path = (f"/v2/models/{request.model_name}/versions/{version}/infer" if version

@@ -15,23 +15,10 @@ from tritonclient.grpc import service_pb2 as pb
 
 from loopline_core.errors import InvalidArgument
 
-from loopline_serving_gateway.handlers.tensors import NUMPY, decode_bytes, encode_bytes, to_array
+from loopline_serving_gateway.handlers.tensors import NUMPY, decode_bytes, encode_bytes, params_of, set_param, to_array
 from loopline_serving_gateway.handlers.validation import ITEM_BYTES, elements_of
 
 HEADER_LENGTH = "inference-header-content-length"
-
-
-def _set_param(target: Any, key: str, value: object) -> None:
-    if isinstance(value, bool):
-        target[key].bool_param = value
-    elif isinstance(value, int):
-        target[key].int64_param = value
-    elif isinstance(value, float):
-        target[key].double_param = value
-    elif isinstance(value, str):
-        target[key].string_param = value
-    else:
-        raise InvalidArgument(f"parameter {key} must be a bool, number or string", field="parameters")
 
 
 def _tensor_bytes(spec: dict[str, Any], where: str, binary: memoryview, at: int) -> tuple[bytes, int]:
@@ -88,7 +75,7 @@ def parse_request(model: str, version: str, body: bytes,
     request = pb.ModelInferRequest(model_name=model, model_version=version, id=str(header.get("id", "")))
     params = header.get("parameters") or {}
     for key, value in params.items():
-        _set_param(request.parameters, key, value)
+        set_param(request.parameters, key, value)
     at = 0
     for index, spec in enumerate(header["inputs"]):
         where = f"inputs[{index}]"
@@ -99,7 +86,7 @@ def parse_request(model: str, version: str, body: bytes,
         tensor = request.inputs.add(name=str(spec["name"]), datatype=spec["datatype"], shape=spec["shape"])
         for key, value in (spec.get("parameters") or {}).items():
             if key != "binary_data_size":
-                _set_param(tensor.parameters, key, value)
+                set_param(tensor.parameters, key, value)
         raw, at = _tensor_bytes(spec, f"inputs[{spec['name']}]", binary, at)
         request.raw_input_contents.append(raw)
     if at != len(binary):
@@ -130,7 +117,7 @@ def render_response(mode: OutputMode, response: pb.ModelInferResponse) -> tuple[
         else:
             entry["data"] = to_array(tensor.datatype, [-1], data, tensor.contents).tolist()
         outputs.append(entry)
-    params = {k: getattr(v, v.WhichOneof("parameter_choice")) for k, v in response.parameters.items()}
+    params = params_of(response.parameters)
     header = json.dumps({"model_name": response.model_name, "model_version": response.model_version,
                          "id": response.id, "parameters": params, "outputs": outputs}).encode()
     if not tail:

@@ -1,10 +1,14 @@
-"""V2 tensors (raw bytes or typed contents) to numpy and to loopline.common.v1.Tensor."""
+"""V2 tensors (raw bytes or typed contents) to numpy and to loopline.common.v1.Tensor;
+V2 parameters (InferParameter maps) to and from plain values."""
 
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
+
+from loopline_core.errors import InvalidArgument
 
 NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "INT8": np.int8, "UINT16": np.uint16, "INT16": np.int16,
          "FP16": np.float16, "UINT32": np.uint32, "INT32": np.int32, "FP32": np.float32, "UINT64": np.uint64,
@@ -58,3 +62,26 @@ def flat_values(datatype: str, raw: bytes | None, contents: object | None = None
     if datatype.startswith(("FP", "BF")):
         return "fp_contents", array.astype(np.float64).tolist()
     return "int_contents", array.astype(np.int64).tolist()
+
+
+def set_param(target: Any, key: str, value: object) -> None:
+    """``target[key] = value`` on an InferParameter map, choosing the field by type."""
+    if isinstance(value, bool):
+        target[key].bool_param = value
+    elif isinstance(value, int):
+        target[key].int64_param = value
+    elif isinstance(value, float):
+        target[key].double_param = value
+    elif isinstance(value, str):
+        target[key].string_param = value
+    else:
+        raise InvalidArgument(f"parameter {key} must be a bool, number or string", field="parameters")
+
+
+def params_of(parameters: Any) -> dict[str, object]:
+    """An InferParameter map as plain values (None for an unset parameter)."""
+    values: dict[str, object] = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        values[key] = getattr(parameter, choice) if choice else None
+    return values
