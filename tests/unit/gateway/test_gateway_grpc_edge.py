@@ -1,5 +1,5 @@
-"""The V2 gRPC edge on a real grpc.aio server (loopback) with an in-memory Triton:
-the generic handler's answers, refusals and spans."""
+"""The V2 gRPC edge on both servers (the native asyncio HTTP/2 edge and grpc.aio, loopback)
+with an in-memory Triton: the generic handler's answers, refusals and spans."""
 
 from __future__ import annotations
 
@@ -40,7 +40,13 @@ class RecordingTriton(FakeTriton):
         return await super().infer(request, timeout_s, metadata)
 
 
-async def _edge(tracing: Tracing, keys: list[str] | None = None) -> tuple[InferenceServer, RecordingTriton]:
+@pytest.fixture(params=["native", "aio"])
+def edge(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def _edge(tracing: Tracing, keys: list[str] | None = None,
+                edge: str = "native") -> tuple[InferenceServer, RecordingTriton]:
     triton = RecordingTriton()
     table = RoutingTable()
     table.switch(route_for(Deployment("iris", 1, (Split(1, 1.0, Variant.CHAMPION),)), None, None))
@@ -48,7 +54,7 @@ async def _edge(tracing: Tracing, keys: list[str] | None = None) -> tuple[Infere
     inference = Inference(table, triton, None, GatewayMetrics(), GatewaySettings(), Counter())
     catalog = ModelCatalog(table, triton)
     servicer = InferenceServicer(inference, catalog, Gatekeeper(keys or []), tracing)
-    server = InferenceServer(servicer, "127.0.0.1", 0, 1 << 20)
+    server = InferenceServer(servicer, "127.0.0.1", 0, 1 << 20, edge)
     await server.start()
     return server, triton
 
@@ -59,10 +65,11 @@ def spans() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-async def stub(spans: InMemorySpanExporter) -> AsyncIterator[tuple[pb_grpc.GRPCInferenceServiceStub, RecordingTriton]]:
+async def stub(spans: InMemorySpanExporter,
+               edge: str) -> AsyncIterator[tuple[pb_grpc.GRPCInferenceServiceStub, RecordingTriton]]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    server, triton = await _edge(Tracing(True, provider))
+    server, triton = await _edge(Tracing(True, provider), edge=edge)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         client = pb_grpc.GRPCInferenceServiceStub(channel)
         client.port = f"127.0.0.1:{server.port}"  # type: ignore[attr-defined]
@@ -112,11 +119,11 @@ async def test_control_methods_are_refused_and_garbage_is_invalid(
     assert (await client.ServerLive(pb.ServerLiveRequest())).live
 
 
-async def test_unsampled_requests_make_no_client_span_but_still_propagate() -> None:
+async def test_unsampled_requests_make_no_client_span_but_still_propagate(edge: str) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    server, triton = await _edge(Tracing(True, provider))
+    server, triton = await _edge(Tracing(True, provider), edge=edge)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         await pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request("iris"))
     await server.stop()
@@ -125,8 +132,8 @@ async def test_unsampled_requests_make_no_client_span_but_still_propagate() -> N
     assert flags & 1 == 0  # the context travels to Triton, marked unsampled
 
 
-async def test_api_keys_are_checked_on_the_grpc_edge() -> None:
-    server, _ = await _edge(Tracing(False), keys=["secret"])
+async def test_api_keys_are_checked_on_the_grpc_edge(edge: str) -> None:
+    server, _ = await _edge(Tracing(False), keys=["secret"], edge=edge)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         client = pb_grpc.GRPCInferenceServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as missing:

@@ -33,6 +33,9 @@ class GatewaySettings(ServiceSettings):
     grpc_port: int = 9080
     #: Worker processes sharing the gRPC port through SO_REUSEPORT (1 = this process only).
     workers: int = Field(default=1, ge=1, le=64)
+    #: The V2 gRPC server: "native" (the gateway's own asyncio HTTP/2 edge, a fraction of grpc.aio's
+    #: CPU per call) or "aio" (grpc.aio). Env: LOOPLINE_GRPC_SERVER.
+    grpc_server: Literal["native", "aio"] = "native"
     #: Run the event loop on uvloop (less CPU per request than the default loop).
     uvloop: bool = True
     #: How inference reaches Triton: "http" (V2 HTTP/1.1 with binary tensors on a kept-alive pool,

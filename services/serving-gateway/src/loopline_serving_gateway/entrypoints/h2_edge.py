@@ -1,0 +1,1008 @@
+"""A lean gRPC server on asyncio: HTTP/2 (RFC 9113) framing, HPACK from the ``hpack`` package.
+
+Why: grpcio's own server costs more CPU per unary call than the gateway's whole budget
+(its C core, poller thread and the grpc.aio bridge). This edge parses frames in one
+asyncio Protocol per connection and answers each call with one write.
+
+It serves the same ``grpc.GenericRpcHandler`` objects as a grpc.aio server (the method
+handlers made by ``grpc.method_handlers_generic_handler``), with a small ServicerContext
+(``invocation_metadata``, ``abort``, ``set_code``/``set_details``, ``set_trailing_metadata``,
+``time_remaining``, ``peer``, ``cancelled``). Handlers are looked up by :path only and the
+answer is cached per path, so handlers must not route on metadata.
+
+HTTP/2: the preface, SETTINGS (ours: max concurrent streams, stream window, max frame
+size, header list size; the client's are applied and ACKed), PING ACK, flow control in both
+directions (we honour the client's connection and stream windows when sending, and give
+back what we consumed), HEADERS + CONTINUATION, padding and priority, RST_STREAM (cancels
+the call), GOAWAY (on drain: in-flight calls finish, new streams are refused; on protocol
+errors: GOAWAY with the error code, then the connection closes; other connections go on).
+Server push is never used, trailers are always sent, responses are never compressed.
+
+gRPC: content-type check (HTTP 415 otherwise), ``grpc-timeout`` deadlines
+(DEADLINE_EXCEEDED), ``-bin`` metadata (base64), ``grpc-encoding: gzip`` requests (other
+codings: UNIMPLEMENTED), the request size limit enforced while receiving
+(RESOURCE_EXHAUSTED), status and percent-encoded ``grpc-message`` in the trailers,
+trailers-only answers for errors.
+
+Not here (the grpc.aio edge has them): TLS, server-initiated keepalive pings and the
+client ping-rate policy, BDP-probing window growth (our windows are fixed and large).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import socket
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from hpack import Decoder, HPACKError, OversizedHeaderListError
+from hpack.table import HeaderTable
+
+log = logging.getLogger(__name__)
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+# frame types
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
+# flags
+END_STREAM = ACK = 0x1
+END_HEADERS = 0x4
+PADDED = 0x8
+PRIORITY_FLAG = 0x20
+# error codes
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
+STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x8, 0x9
+ENHANCE_YOUR_CALM = 0xB
+# settings
+S_HEADER_TABLE_SIZE, S_ENABLE_PUSH, S_MAX_CONCURRENT_STREAMS, S_INITIAL_WINDOW_SIZE = 0x1, 0x2, 0x3, 0x4
+S_MAX_FRAME_SIZE, S_MAX_HEADER_LIST_SIZE = 0x5, 0x6
+
+MAX_WINDOW = (1 << 31) - 1
+DEFAULT_WINDOW = 65535
+DEFAULT_FRAME = 16384
+
+_HEAD = struct.Struct(">HBBBI")  # 24-bit length as H + B, type, flags, stream id
+_U32 = struct.Struct(">I")
+_MSG = struct.Struct(">BI")
+_SETTING = struct.Struct(">HI")
+_GOAWAY = struct.Struct(">II")
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+# Headers the transport consumes; everything else is the call's metadata.
+_RESERVED = frozenset({"content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+                       "user-agent", "content-length", "grpc-message-type"})
+
+
+def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    size = len(payload)
+    return _HEAD.pack(size >> 8, size & 0xFF, kind, flags, stream_id) + payload
+
+
+# --- HPACK encoding of our answers: literals that never touch a dynamic table -------------
+
+def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def literal(name: bytes, value: bytes) -> bytes:
+    """``name: value`` as a literal field without indexing, new name, no Huffman (RFC 7541 6.2.2)."""
+    return b"\x00" + _hpack_int(len(name), 7, 0) + name + _hpack_int(len(value), 7, 0) + value
+
+
+_STATUS_200 = b"\x88"  # static table entry 8
+_CT_GRPC = b"\x0f\x10" + _hpack_int(16, 7, 0) + b"application/grpc"  # name: static 31, no indexing
+_RESPONSE_HEAD = _STATUS_200 + _CT_GRPC
+_STATUS_LITERALS = {code: literal(b"grpc-status", str(number).encode()) for number, code in _CODES.items()}
+_OK_TRAILER = _STATUS_LITERALS[grpc.StatusCode.OK]
+
+
+def percent_encode(message: str) -> bytes:
+    """grpc-message encoding: printable ASCII except '%' as is, everything else %XX of the UTF-8 bytes."""
+    raw = message.encode("utf-8", "replace")
+    if all(0x20 <= b <= 0x7E and b != 0x25 for b in raw):
+        return raw
+    return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in raw)
+
+
+def _metadata_block(metadata: Sequence[tuple[str, str | bytes]]) -> bytes:
+    parts = []
+    for key, value in metadata:
+        name = key.lower()
+        if name.endswith("-bin"):
+            data = value if isinstance(value, bytes) else value.encode()
+            encoded = base64.b64encode(data).rstrip(b"=")
+        else:
+            encoded = value.encode() if isinstance(value, str) else value
+        parts.append(literal(name.encode(), encoded))
+    return b"".join(parts)
+
+
+def status_block(code: grpc.StatusCode, message: str | None,
+                 metadata: Sequence[tuple[str, str | bytes]] | None = None) -> bytes:
+    block = _STATUS_LITERALS[code]
+    if message:
+        block += literal(b"grpc-message", percent_encode(message))
+    if metadata:
+        block += _metadata_block(metadata)
+    return block
+
+
+def parse_timeout(value: str) -> float | None:
+    """A grpc-timeout header (``1234m``) in seconds; None when malformed."""
+    unit = _TIMEOUT_UNITS.get(value[-1:])
+    digits = value[:-1]
+    if unit is None or not digits.isdigit() or len(digits) > 8:
+        return None
+    return int(digits) * unit
+
+
+class _CountingTable(HeaderTable):
+    """A dynamic table that counts its changes, so decoded blocks can be reused while it stands still."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.generation += 1
+        super().add(name, value)
+
+    @HeaderTable.maxsize.setter  # type: ignore[attr-defined,untyped-decorator]
+    def maxsize(self, newmax: int) -> None:
+        self.generation += 1
+        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class Aborted(Exception):
+    """Raised by ``context.abort``: the call ends with this status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class _ConnectionError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class ServicerContext:
+    """What a handler sees of its call (a subset of ``grpc.aio.ServicerContext``)."""
+
+    __slots__ = ("_metadata", "_deadline", "_loop", "_peer", "code", "details", "trailing", "_cancelled")
+
+    def __init__(self, metadata: tuple[tuple[str, str | bytes], ...], deadline: float | None,
+                 loop: asyncio.AbstractEventLoop, peer: str) -> None:
+        self._metadata = metadata
+        self._deadline = deadline
+        self._loop = loop
+        self._peer = peer
+        self.code: grpc.StatusCode | None = None
+        self.details: str | None = None
+        self.trailing: Sequence[tuple[str, str | bytes]] = ()
+        self._cancelled = False
+
+    def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return self._metadata
+
+    async def abort(self, code: grpc.StatusCode, details: str = "",
+                    trailing_metadata: Sequence[tuple[str, str | bytes]] = ()) -> None:
+        if code == grpc.StatusCode.OK:
+            raise ValueError("abort needs a non-OK status")
+        if trailing_metadata:
+            self.trailing = trailing_metadata
+        raise Aborted(code, details)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details = details
+
+    def set_trailing_metadata(self, metadata: Sequence[tuple[str, str | bytes]]) -> None:
+        self.trailing = metadata
+
+    def time_remaining(self) -> float | None:
+        return None if self._deadline is None else max(self._deadline - self._loop.time(), 0.0)
+
+    def peer(self) -> str:
+        return self._peer
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+
+class _CallDetails(grpc.HandlerCallDetails):
+    def __init__(self, method: str, invocation_metadata: tuple[tuple[str, str | bytes], ...]) -> None:
+        self.method = method
+        self.invocation_metadata = invocation_metadata
+
+
+class _Stream:
+    __slots__ = ("id", "path", "metadata", "deadline", "encoding", "body", "recv_window", "unacked",
+                 "send_window", "pending", "task", "timer", "half_closed", "closed", "refused", "context")
+
+    def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
+        self.id = stream_id
+        self.path = ""
+        self.metadata: tuple[tuple[str, str | bytes], ...] = ()
+        self.deadline: float | None = None
+        self.encoding = ""
+        self.body = bytearray()
+        self.recv_window = recv_window
+        self.unacked = 0
+        self.send_window = send_window
+        self.pending: list[bytes] | None = None  # [data payload, trailers block] waiting for window
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.half_closed = False  # the client has sent END_STREAM
+        self.closed = False       # we have answered (or reset) it
+        self.refused = False      # answered early (size limit, bad headers); DATA still arriving is dropped
+        self.context: ServicerContext | None = None
+
+
+class Limits:
+    """What one connection accepts; advertised in our SETTINGS."""
+
+    def __init__(self, max_message_bytes: int, *, max_concurrent_streams: int = 1000,
+                 stream_window: int = 1 << 20, connection_window: int = 16 << 20,
+                 max_frame_size: int = 1 << 20, max_header_list_size: int = 16 << 10) -> None:
+        self.max_message_bytes = max_message_bytes
+        self.max_concurrent_streams = max_concurrent_streams
+        self.stream_window = stream_window
+        self.connection_window = connection_window
+        self.max_frame_size = max_frame_size
+        self.max_header_list_size = max_header_list_size
+
+
+class H2Connection(asyncio.Protocol):
+    """One client connection: frames in, unary (and half-closed streaming) gRPC calls out."""
+
+    def __init__(self, server: NativeGrpcServer) -> None:
+        self._server = server
+        self._limits = server.limits
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._preface = False
+        self._decoder = Decoder(max_header_list_size=self._limits.max_header_list_size)
+        self._table = _CountingTable()
+        self._decoder.header_table = self._table
+        self._decoded: dict[bytes, tuple[int, list[tuple[str, str]]]] = {}
+        self._streams: dict[int, _Stream] = {}
+        self._last_stream = 0
+        self._continuing: tuple[int, int, bytearray] | None = None  # stream, flags, block so far
+        self._peer_window = DEFAULT_WINDOW  # connection send window
+        self._peer_stream_window = DEFAULT_WINDOW
+        self._peer_frame = DEFAULT_FRAME
+        self._recv_unacked = 0
+        self._blocked: list[_Stream] = []
+        self._goaway_sent = False
+        self._closing = False
+        self._peer = "unknown"
+
+    # --- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        address = transport.get_extra_info("peername")
+        if isinstance(address, tuple) and len(address) >= 2:
+            self._peer = f"ipv4:{address[0]}:{address[1]}" if "." in str(address[0]) else f"ipv6:[{address[0]}]:{address[1]}"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        limits = self._limits
+        settings = b"".join(_SETTING.pack(key, value) for key, value in (
+            (S_ENABLE_PUSH, 0),
+            (S_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams),
+            (S_INITIAL_WINDOW_SIZE, limits.stream_window),
+            (S_MAX_FRAME_SIZE, limits.max_frame_size),
+            (S_MAX_HEADER_LIST_SIZE, limits.max_header_list_size),
+        ))
+        out = frame(SETTINGS, 0, 0, settings)
+        if limits.connection_window > DEFAULT_WINDOW:
+            out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(limits.connection_window - DEFAULT_WINDOW))
+        transport.write(out)
+        self._server.connections.add(self)
+        if self._server.draining:
+            self.goaway(NO_ERROR, "the server is shutting down")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._server.connections.discard(self)
+        for stream in self._streams.values():
+            self._cancel(stream)
+        self._streams.clear()
+        self._server.connection_done(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        buffer = self._buffer
+        buffer += data
+        if not self._preface:
+            if len(buffer) < len(PREFACE):
+                if not PREFACE.startswith(bytes(buffer)):
+                    self._fail(PROTOCOL_ERROR, "not an HTTP/2 connection preface")
+                return
+            if not buffer.startswith(PREFACE):
+                self._fail(PROTOCOL_ERROR, "not an HTTP/2 connection preface")
+                return
+            del buffer[:len(PREFACE)]
+            self._preface = True
+        offset = 0
+        size = len(buffer)
+        max_frame = self._limits.max_frame_size
+        try:
+            while size - offset >= 9 and not self._closing:
+                high, low, kind, flags, stream_id = _HEAD.unpack_from(buffer, offset)
+                length = (high << 8) | low
+                if length > max_frame:
+                    raise _ConnectionError(FRAME_SIZE_ERROR, f"a frame of {length} bytes exceeds {max_frame}")
+                end = offset + 9 + length
+                if end > size:
+                    break
+                payload = bytes(buffer[offset + 9:end])
+                offset = end
+                self._frame(kind, flags, stream_id & MAX_WINDOW, payload)
+        except _ConnectionError as exc:
+            self._fail(exc.code, exc.reason)
+            return
+        if offset:
+            del buffer[:offset]
+        if self._recv_unacked >= self._limits.connection_window // 2:
+            self._write(frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._recv_unacked)))
+            self._recv_unacked = 0
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:  # the client's windows bound what we queue
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # --- frames -------------------------------------------------------------------------
+
+    def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
+        if self._continuing is not None and kind != CONTINUATION:
+            raise _ConnectionError(PROTOCOL_ERROR, "a header block was interrupted by another frame")
+        if kind == DATA:
+            self._data(flags, stream_id, payload)
+        elif kind == HEADERS:
+            self._headers(flags, stream_id, payload)
+        elif kind == CONTINUATION:
+            if self._continuing is None or self._continuing[0] != stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, "CONTINUATION without a header block in progress")
+            self._continuing[2].extend(payload)
+            if len(self._continuing[2]) > 4 * self._limits.max_header_list_size + 1024:
+                raise _ConnectionError(ENHANCE_YOUR_CALM, "the header block is too large")
+            if flags & END_HEADERS:
+                sid, first_flags, block = self._continuing
+                self._continuing = None
+                self._header_block(sid, first_flags, bytes(block))
+        elif kind == SETTINGS:
+            self._settings(flags, stream_id, payload)
+        elif kind == WINDOW_UPDATE:
+            self._window_update(stream_id, payload)
+        elif kind == PING:
+            if stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, "PING on a stream")
+            if len(payload) != 8:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "PING payload is not 8 bytes")
+            if not flags & ACK:
+                self._write(frame(PING, ACK, 0, payload))
+        elif kind == RST_STREAM:
+            if not stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, "RST_STREAM on stream 0")
+            if len(payload) != 4:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "RST_STREAM payload is not 4 bytes")
+            if stream_id > self._last_stream:
+                raise _ConnectionError(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
+            stream = self._streams.pop(stream_id, None)
+            if stream is not None:
+                stream.closed = True
+                self._cancel(stream)
+        elif kind == PRIORITY:
+            if not stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, "PRIORITY on stream 0")
+            if len(payload) != 5:
+                self._reset(stream_id, FRAME_SIZE_ERROR)
+        elif kind == GOAWAY:
+            if stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, "GOAWAY on a stream")
+            self._server.peer_went_away(self)
+        elif kind == PUSH_PROMISE:
+            raise _ConnectionError(PROTOCOL_ERROR, "clients may not push")
+        # unknown frame types are ignored (RFC 9113 4.1)
+
+    def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, "SETTINGS on a stream")
+        if flags & ACK:
+            if payload:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            return
+        if len(payload) % 6:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS payload is not a multiple of 6")
+        for index in range(0, len(payload), 6):
+            key, value = _SETTING.unpack_from(payload, index)
+            if key == S_INITIAL_WINDOW_SIZE:
+                if value > MAX_WINDOW:
+                    raise _ConnectionError(FLOW_CONTROL_ERROR, "initial window size over 2^31-1")
+                delta = value - self._peer_stream_window
+                self._peer_stream_window = value
+                for stream in self._streams.values():
+                    stream.send_window += delta
+                    if stream.send_window > MAX_WINDOW:
+                        raise _ConnectionError(FLOW_CONTROL_ERROR, "a stream window grew over 2^31-1")
+            elif key == S_MAX_FRAME_SIZE:
+                if not DEFAULT_FRAME <= value <= (1 << 24) - 1:
+                    raise _ConnectionError(PROTOCOL_ERROR, f"max frame size {value} out of range")
+                self._peer_frame = value
+            elif key == S_ENABLE_PUSH:
+                if value > 1:
+                    raise _ConnectionError(PROTOCOL_ERROR, "ENABLE_PUSH is not 0 or 1")
+            # HEADER_TABLE_SIZE: our answers never index, so the client's table size does not matter.
+        self._write(frame(SETTINGS, ACK, 0))
+        if self._blocked:
+            self._flush_blocked()
+
+    def _window_update(self, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "WINDOW_UPDATE payload is not 4 bytes")
+        increment = _U32.unpack(payload)[0] & MAX_WINDOW
+        if not stream_id:
+            if not increment:
+                raise _ConnectionError(PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
+            self._peer_window += increment
+            if self._peer_window > MAX_WINDOW:
+                raise _ConnectionError(FLOW_CONTROL_ERROR, "the connection window grew over 2^31-1")
+        else:
+            stream = self._streams.get(stream_id)
+            if stream is None:
+                if stream_id > self._last_stream:
+                    raise _ConnectionError(PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream")
+                return
+            if not increment:
+                self._reset(stream_id, PROTOCOL_ERROR)
+                return
+            stream.send_window += increment
+            if stream.send_window > MAX_WINDOW:
+                self._reset(stream_id, FLOW_CONTROL_ERROR)
+                return
+        if self._blocked:
+            self._flush_blocked()
+
+    def _strip_padding(self, flags: int, payload: bytes) -> bytes:
+        if flags & PADDED:
+            if not payload:
+                raise _ConnectionError(PROTOCOL_ERROR, "padded frame without a pad length")
+            pad = payload[0]
+            if pad >= len(payload):
+                raise _ConnectionError(PROTOCOL_ERROR, "padding longer than the frame")
+            return payload[1:len(payload) - pad]
+        return payload
+
+    def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if not stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, "DATA on stream 0")
+        size = len(payload)  # padding counts towards flow control too
+        self._recv_unacked += size
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            if stream_id > self._last_stream:
+                raise _ConnectionError(PROTOCOL_ERROR, "DATA on an idle stream")
+            return  # a stream we already answered or reset: drop
+        if stream.half_closed:
+            self._reset(stream_id, STREAM_CLOSED)
+            return
+        stream.recv_window -= size
+        if stream.recv_window < 0:
+            raise _ConnectionError(FLOW_CONTROL_ERROR, f"stream {stream_id} sent past its window")
+        data = self._strip_padding(flags, payload)
+        if not stream.refused:
+            body = stream.body
+            body += data
+            if len(body) >= 5 and self._too_large(stream):
+                return
+            stream.unacked += size
+            if stream.unacked >= self._limits.stream_window // 2 and not flags & END_STREAM:
+                stream.recv_window += stream.unacked
+                self._write(frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(stream.unacked)))
+                stream.unacked = 0
+        if flags & END_STREAM:
+            stream.half_closed = True
+            if stream.refused:
+                self._streams.pop(stream_id, None)
+            else:
+                self._dispatch(stream)
+
+    def _too_large(self, stream: _Stream) -> bool:
+        """Refuse a message over the limit as soon as its length prefix (or its bytes) say so."""
+        limit = self._limits.max_message_bytes
+        body = stream.body
+        offset = 0
+        while len(body) - offset >= 5:
+            length = _U32.unpack_from(body, offset + 1)[0]
+            if length > limit:
+                self._refuse(stream, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             f"the request message is {length} bytes, over the limit of {limit}")
+                return True
+            offset += 5 + length
+        return False
+
+    def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if not stream_id or not stream_id & 1:
+            raise _ConnectionError(PROTOCOL_ERROR, f"HEADERS on stream {stream_id} (client streams are odd)")
+        block = self._strip_padding(flags, payload)
+        if flags & PRIORITY_FLAG:
+            if len(block) < 5:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "HEADERS priority fields truncated")
+            if _U32.unpack_from(block)[0] & MAX_WINDOW == stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, "a stream cannot depend on itself")
+            block = block[5:]
+        if flags & END_HEADERS:
+            self._header_block(stream_id, flags, block)
+        else:
+            self._continuing = (stream_id, flags, bytearray(block))
+
+    def _decode(self, block: bytes) -> list[tuple[str, str]]:
+        cached = self._decoded.get(block)
+        table = self._table
+        if cached is not None and cached[0] == table.generation:
+            return cached[1]
+        before = table.generation
+        try:
+            headers = self._decoder.decode(block)
+        except OversizedHeaderListError as exc:
+            raise _ConnectionError(ENHANCE_YOUR_CALM, f"header list too large: {exc}") from None
+        except (HPACKError, IndexError, ValueError) as exc:
+            raise _ConnectionError(COMPRESSION_ERROR, f"bad HPACK block: {exc}") from None
+        if table.generation == before:  # the block left the table as it was: safe to reuse while it stays
+            if len(self._decoded) >= 256:
+                self._decoded.clear()
+            self._decoded[block] = (before, headers)
+        return headers  # type: ignore[return-value]
+
+    def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+        headers = self._decode(block)  # always decoded: the HPACK state must follow the client's
+        stream = self._streams.get(stream_id)
+        if stream is not None:  # trailers from the client
+            if not flags & END_STREAM:
+                raise _ConnectionError(PROTOCOL_ERROR, "trailers without END_STREAM")
+            if stream.half_closed:
+                self._reset(stream_id, STREAM_CLOSED)
+                return
+            stream.half_closed = True
+            if stream.refused:
+                self._streams.pop(stream_id, None)
+            else:
+                self._dispatch(stream)
+            return
+        if stream_id <= self._last_stream:
+            raise _ConnectionError(STREAM_CLOSED, f"HEADERS on closed stream {stream_id}")
+        self._last_stream = stream_id
+        if self._goaway_sent:
+            self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
+            return
+        if len(self._streams) >= self._limits.max_concurrent_streams:
+            self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
+            return
+        stream = _Stream(stream_id, self._peer_stream_window, self._limits.stream_window)
+        self._streams[stream_id] = stream
+        method = path = content_type = ""
+        metadata: list[tuple[str, str | bytes]] = []
+        problem = ""
+        for name, value in headers:
+            if name[0] == ":":
+                if metadata:
+                    raise _ConnectionError(PROTOCOL_ERROR, "pseudo-header after regular headers")
+                if name == ":path":
+                    path = value
+                elif name == ":method":
+                    method = value
+                elif name not in (":scheme", ":authority"):
+                    raise _ConnectionError(PROTOCOL_ERROR, f"unknown pseudo-header {name}")
+                continue
+            if name in _RESERVED:
+                if name == "content-type":
+                    content_type = value
+                elif name == "grpc-timeout":
+                    timeout = parse_timeout(value)
+                    if timeout is None:
+                        problem = f"malformed grpc-timeout {value!r}"
+                    else:
+                        stream.deadline = self._loop.time() + timeout
+                elif name == "grpc-encoding":
+                    stream.encoding = value
+                continue
+            if name.endswith("-bin"):
+                try:
+                    metadata.append((name, base64.b64decode(value + "=" * (-len(value) % 4))))
+                except (binascii.Error, ValueError):
+                    problem = f"metadata {name} is not base64"
+            else:
+                metadata.append((name, value))
+        stream.path = path
+        stream.metadata = tuple(metadata)
+        if method != "POST" or not content_type.startswith("application/grpc") or not path:
+            self._http_error(stream, 415 if method == "POST" else 405,
+                             "gRPC needs POST with content-type application/grpc")
+        elif problem:
+            self._refuse(stream, grpc.StatusCode.INTERNAL, problem)
+        elif stream.encoding not in ("", "identity", "gzip"):
+            self._refuse(stream, grpc.StatusCode.UNIMPLEMENTED,
+                         f"grpc-encoding {stream.encoding} is not supported (identity, gzip)")
+        if flags & END_STREAM:
+            stream.half_closed = True
+            if stream.refused:
+                self._streams.pop(stream_id, None)
+            else:
+                self._dispatch(stream)
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def _messages(self, stream: _Stream) -> list[bytes] | None:
+        body = stream.body
+        offset, messages = 0, []
+        while offset < len(body):
+            if len(body) - offset < 5:
+                self._refuse(stream, grpc.StatusCode.INTERNAL, "the request ends inside a message prefix")
+                return None
+            compressed, length = _MSG.unpack_from(body, offset)
+            start = offset + 5
+            if len(body) < start + length:
+                self._refuse(stream, grpc.StatusCode.INTERNAL, "the request ends inside a message")
+                return None
+            message = bytes(body[start:start + length])
+            if compressed:
+                if stream.encoding != "gzip":
+                    self._refuse(stream, grpc.StatusCode.INTERNAL,
+                                 "a compressed message without a grpc-encoding to read it with")
+                    return None
+                inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                try:
+                    message = inflate.decompress(message, self._limits.max_message_bytes + 1)
+                except zlib.error as exc:
+                    self._refuse(stream, grpc.StatusCode.INTERNAL, f"the gzip message is corrupt: {exc}")
+                    return None
+                if len(message) > self._limits.max_message_bytes:
+                    self._refuse(stream, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                 f"the decompressed request is over the limit of {self._limits.max_message_bytes}")
+                    return None
+            messages.append(message)
+            offset = start + length
+        return messages
+
+    def _dispatch(self, stream: _Stream) -> None:
+        handler = self._server.method(stream.path, stream.metadata)
+        if handler is None:
+            self._refuse(stream, grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {stream.path}")
+            self._streams.pop(stream.id, None)
+            return
+        messages = self._messages(stream)
+        if messages is None:
+            self._streams.pop(stream.id, None)
+            return
+        stream.body = bytearray()
+        if not handler.request_streaming and len(messages) != 1:
+            self._refuse(stream, grpc.StatusCode.INTERNAL,
+                         f"a unary call needs exactly one request message, got {len(messages)}")
+            self._streams.pop(stream.id, None)
+            return
+        context = ServicerContext(stream.metadata, stream.deadline, self._loop, self._peer)
+        stream.context = context
+        stream.task = self._loop.create_task(self._call(stream, handler, messages, context))
+        if stream.deadline is not None:
+            stream.timer = self._loop.call_at(stream.deadline, self._expire, stream)
+
+    def _expire(self, stream: _Stream) -> None:
+        stream.timer = None
+        if stream.closed:
+            return
+        self._refuse(stream, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        self._streams.pop(stream.id, None)
+        self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(CANCEL)))
+        self._cancel(stream)
+
+    async def _call(self, stream: _Stream, handler: grpc.RpcMethodHandler, messages: list[bytes],
+                    context: ServicerContext) -> None:
+        try:
+            deserialize = handler.request_deserializer
+            if handler.request_streaming:
+                requests = [deserialize(m) for m in messages] if deserialize else messages
+                iterator = _iterate(requests)
+                if handler.response_streaming:
+                    replies = handler.stream_stream(iterator, context)
+                else:
+                    result = handler.stream_unary(iterator, context)
+            else:
+                request = deserialize(messages[0]) if deserialize else messages[0]
+                if handler.response_streaming:
+                    replies = handler.unary_stream(request, context)
+                else:
+                    result = handler.unary_unary(request, context)
+            serialize = handler.response_serializer
+            if handler.response_streaming:
+                out = []
+                if hasattr(replies, "__aiter__"):
+                    async for reply in replies:
+                        out.append(serialize(reply) if serialize else reply)
+                else:
+                    out = [serialize(reply) if serialize else reply for reply in replies]
+                self._answer(stream, out, context)
+            else:
+                if asyncio.iscoroutine(result):
+                    result = await result
+                if result is None and context.code not in (None, grpc.StatusCode.OK):
+                    self._answer(stream, [], context)
+                else:
+                    self._answer(stream, [serialize(result) if serialize else result], context)
+        except Aborted as exc:
+            self._finish(stream, exc.code, exc.details, context.trailing)
+        except asyncio.CancelledError:
+            if not stream.closed:  # cancelled by the server's stop
+                self._finish(stream, grpc.StatusCode.CANCELLED, "the server is shutting down", ())
+            raise
+        except Exception as exc:
+            log.exception("the handler of %s failed", stream.path)
+            self._finish(stream, grpc.StatusCode.UNKNOWN, f"Unexpected error: {type(exc).__name__}: {exc}",
+                         context.trailing)
+
+    def _answer(self, stream: _Stream, replies: list[bytes], context: ServicerContext) -> None:
+        if stream.closed:
+            return
+        code = context.code or grpc.StatusCode.OK
+        if code == grpc.StatusCode.OK:
+            trailers = _OK_TRAILER
+            if context.details:
+                trailers += literal(b"grpc-message", percent_encode(context.details))
+            if context.trailing:
+                trailers += _metadata_block(context.trailing)
+        else:
+            trailers = status_block(code, context.details, context.trailing)
+        data = b"".join(_MSG.pack(0, len(reply)) + reply for reply in replies)
+        self._send(stream, data, trailers)
+
+    def _finish(self, stream: _Stream, code: grpc.StatusCode, details: str | None,
+                trailing: Sequence[tuple[str, str | bytes]]) -> None:
+        if stream.closed:
+            return
+        stream.closed = True
+        self._close_stream(stream)
+        self._write(frame(HEADERS, END_HEADERS | END_STREAM, stream.id,
+                          _RESPONSE_HEAD + status_block(code, details, trailing)))
+
+    def _refuse(self, stream: _Stream, code: grpc.StatusCode, message: str) -> None:
+        """A trailers-only error answer before the call ran; the rest of the request is dropped."""
+        if stream.closed:
+            return
+        stream.refused = True
+        stream.body = bytearray()
+        stream.closed = True
+        self._write(frame(HEADERS, END_HEADERS | END_STREAM, stream.id,
+                          _RESPONSE_HEAD + status_block(code, message)))
+        if not stream.half_closed:
+            # stop the client sending the rest (RFC 9113 8.1: NO_ERROR after a complete answer)
+            self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
+            self._streams.pop(stream.id, None)
+        self._server.stream_done(self)
+
+    def _http_error(self, stream: _Stream, status: int, message: str) -> None:
+        stream.refused = stream.closed = True
+        block = (b"\x08" + _hpack_int(3, 7, 0) + str(status).encode()  # :status, static name 8, no indexing
+                 + literal(b"content-type", b"text/plain") + literal(b"grpc-status", b"13")
+                 + literal(b"grpc-message", percent_encode(message)))
+        self._write(frame(HEADERS, END_HEADERS | END_STREAM, stream.id, block))
+        if not stream.half_closed:
+            self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
+            self._streams.pop(stream.id, None)
+
+    def _send(self, stream: _Stream, data: bytes, trailers: bytes) -> None:
+        """HEADERS, DATA and trailers in one write when the client's windows allow, else as they open."""
+        size = len(data)
+        head = frame(HEADERS, END_HEADERS, stream.id, _RESPONSE_HEAD)
+        if size <= self._peer_window and size <= stream.send_window and size <= self._peer_frame:
+            self._peer_window -= size
+            stream.send_window -= size
+            stream.closed = True
+            self._close_stream(stream)
+            self._write(head + frame(DATA, 0, stream.id, data)
+                        + frame(HEADERS, END_HEADERS | END_STREAM, stream.id, trailers))
+            return
+        self._write(head)
+        stream.pending = [data, trailers]
+        self._blocked.append(stream)
+        self._flush_blocked()
+
+    def _flush_blocked(self) -> None:
+        still = []
+        out = []
+        for stream in self._blocked:
+            pending = stream.pending
+            if pending is None or stream.id not in self._streams:
+                continue
+            data = pending[0]
+            view = memoryview(data)
+            sent = 0
+            while sent < len(data):
+                chunk = min(len(data) - sent, self._peer_window, stream.send_window, self._peer_frame)
+                if chunk <= 0:
+                    break
+                out.append(frame(DATA, 0, stream.id, bytes(view[sent:sent + chunk])))
+                sent += chunk
+                self._peer_window -= chunk
+                stream.send_window -= chunk
+            if sent < len(data):
+                pending[0] = data[sent:]
+                still.append(stream)
+                continue
+            out.append(frame(HEADERS, END_HEADERS | END_STREAM, stream.id, pending[1]))
+            stream.pending = None
+            stream.closed = True
+            self._close_stream(stream)
+        self._blocked = still
+        if out:
+            self._write(b"".join(out))
+
+    def _close_stream(self, stream: _Stream) -> None:
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
+        if stream.half_closed:
+            self._streams.pop(stream.id, None)
+        elif stream.pending is None:
+            # answered before the client finished sending: tell it to stop
+            self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
+            self._streams.pop(stream.id, None)
+        self._server.stream_done(self)
+
+    def _cancel(self, stream: _Stream) -> None:
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
+        if stream.context is not None:
+            stream.context._cancelled = True
+        stream.closed = True
+        task = stream.task
+        if task is not None and not task.done():
+            task.cancel()
+        self._server.stream_done(self)
+
+    def _reset(self, stream_id: int, code: int) -> None:
+        self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(code)))
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None:
+            self._cancel(stream)
+
+    # --- connection -------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def goaway(self, code: int, reason: str) -> None:
+        if self._goaway_sent:
+            return
+        self._goaway_sent = True
+        self._write(frame(GOAWAY, 0, 0, _GOAWAY.pack(self._last_stream, code) + reason.encode()[:256]))
+
+    def _fail(self, code: int, reason: str) -> None:
+        log.info("closing an HTTP/2 connection from %s: %s", self._peer, reason)
+        self._goaway_sent = False
+        self.goaway(code, reason)
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def busy(self) -> bool:
+        return any(not stream.closed or stream.pending is not None for stream in self._streams.values())
+
+    def close(self) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+
+async def _iterate(items: list[Any]) -> Any:
+    for item in items:
+        yield item
+
+
+class NativeGrpcServer:
+    """Listens (SO_REUSEPORT), serves the generic handlers, drains with GOAWAY on stop."""
+
+    def __init__(self, handlers: Sequence[grpc.GenericRpcHandler], host: str, port: int,
+                 max_message_bytes: int, *, limits: Limits | None = None, reuse_port: bool = True) -> None:
+        self._handlers = tuple(handlers)
+        self._host = host
+        self.port = port
+        self.limits = limits or Limits(max_message_bytes)
+        self._reuse_port = reuse_port
+        self._server: asyncio.base_events.Server | None = None
+        self._methods: dict[str, grpc.RpcMethodHandler | None] = {}
+        self.connections: set[H2Connection] = set()
+        self.draining = False
+        self._idle: asyncio.Event | None = None
+
+    def method(self, path: str, metadata: tuple[tuple[str, str | bytes], ...]) -> grpc.RpcMethodHandler | None:
+        try:
+            return self._methods[path]
+        except KeyError:
+            pass
+        found = None
+        for generic in self._handlers:
+            found = generic.service(_CallDetails(path, metadata))
+            if found is not None:
+                break
+        if len(self._methods) < 1024:
+            self._methods[path] = found
+        return found
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        host = None if self._host in ("", "0.0.0.0", "[::]", "::") else self._host
+        self._server = await loop.create_server(lambda: H2Connection(self), host, self.port,
+                                                reuse_port=self._reuse_port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def stream_done(self, connection: H2Connection) -> None:
+        if self._idle is not None and not connection.busy():
+            self._check_idle()
+
+    def connection_done(self, connection: H2Connection) -> None:
+        if self._idle is not None:
+            self._check_idle()
+
+    def peer_went_away(self, connection: H2Connection) -> None:
+        pass  # the client finishes its calls and closes; nothing to do until then
+
+    def _check_idle(self) -> None:
+        if self._idle is not None and not any(c.busy() for c in self.connections):
+            self._idle.set()
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Refuse new connections and streams, let in-flight calls finish for ``grace_s``, then close."""
+        self.draining = True
+        if self._server is not None:
+            self._server.close()
+        self._idle = asyncio.Event()
+        for connection in list(self.connections):
+            connection.goaway(NO_ERROR, "the server is shutting down")
+        self._check_idle()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace_s)
+        for connection in list(self.connections):
+            connection.close()
+        await asyncio.sleep(0)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+
+__all__ = ["Aborted", "H2Connection", "Limits", "NativeGrpcServer", "ServicerContext", "frame", "literal",
+           "parse_timeout", "percent_encode", "status_block"]
