@@ -307,7 +307,8 @@ class H2Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         address = transport.get_extra_info("peername")
         if isinstance(address, tuple) and len(address) >= 2:
-            self._peer = f"ipv4:{address[0]}:{address[1]}" if "." in str(address[0]) else f"ipv6:[{address[0]}]:{address[1]}"
+            host = str(address[0])
+            self._peer = f"ipv4:{host}:{address[1]}" if "." in host else f"ipv6:[{host}]:{address[1]}"
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

@@ -1,0 +1,302 @@
+"""The native HTTP/2 gRPC edge (h2_edge) on loopback: grpcio clients for the gRPC side
+(large messages and flow control, many streams, cancel, deadlines, metadata, gzip, drain),
+and a raw-socket HTTP/2 client for framing (CONTINUATION, padding, priority, tiny DATA
+frames, PING, malformed frames and bad HPACK closing only the offending connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+
+import grpc
+import hpack
+import pytest
+
+from loopline_serving_gateway.entrypoints import h2_edge as h2
+from loopline_serving_gateway.entrypoints.h2_edge import NativeGrpcServer, parse_timeout, percent_encode
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+        self.started = asyncio.Event()
+        self.metadata: dict[str, str | bytes] = {}
+
+
+def _handlers(rec: Recorder) -> grpc.GenericRpcHandler:
+    async def echo(request: bytes, context: h2.ServicerContext) -> bytes:
+        rec.metadata = dict(context.invocation_metadata())
+        context.set_trailing_metadata((("x-size", str(len(request))), ("x-echo-bin", b"\x00\xff\x10")))
+        return request
+
+    async def big(request: bytes, context: h2.ServicerContext) -> bytes:
+        return bytes(range(256)) * (int(request.decode()) // 256)
+
+    async def slow(request: bytes, context: h2.ServicerContext) -> bytes:
+        rec.started.set()
+        try:
+            await asyncio.sleep(float(request.decode()))
+        except asyncio.CancelledError:
+            rec.cancelled.set()
+            raise
+        return b"done"
+
+    async def fail(request: bytes, context: h2.ServicerContext) -> bytes:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, request.decode())
+        return b""
+
+    async def crash(request: bytes, context: h2.ServicerContext) -> bytes:
+        raise RuntimeError("boom")
+
+    methods = {name: grpc.unary_unary_rpc_method_handler(fn)
+               for name, fn in (("Echo", echo), ("Big", big), ("Slow", slow), ("Fail", fail), ("Crash", crash))}
+    return grpc.method_handlers_generic_handler("test.Edge", methods)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[NativeGrpcServer, Recorder]]:
+    rec = Recorder()
+    server = NativeGrpcServer([_handlers(rec)], "127.0.0.1", 0, 4 << 20)
+    await server.start()
+    yield server, rec
+    await server.stop(1.0)
+
+
+def _call(channel: grpc.aio.Channel, name: str) -> grpc.aio.UnaryUnaryMultiCallable:
+    return channel.unary_unary(f"/test.Edge/{name}")
+
+
+async def test_echo_with_metadata_and_bin_trailers(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, rec = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = _call(channel, "Echo")(b"hello", metadata=(("x-key", "k1"), ("x-blob-bin", b"\x01\x02\xfe")))
+        assert await call == b"hello"
+        trailing = dict(await call.trailing_metadata())
+        assert await call.code() == grpc.StatusCode.OK
+    assert trailing["x-size"] == "5" and trailing["x-echo-bin"] == b"\x00\xff\x10"
+    assert rec.metadata["x-key"] == "k1" and rec.metadata["x-blob-bin"] == b"\x01\x02\xfe"
+
+
+async def test_large_messages_both_ways_respect_flow_control(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    payload = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: many DATA frames and window updates each way
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        assert await _call(channel, "Echo")(payload) == payload
+        answers = await asyncio.gather(*[_call(channel, "Big")(str(2 << 20).encode()) for _ in range(4)])
+    assert all(len(a) == 2 << 20 and a[:256] == bytes(range(256)) for a in answers)
+
+
+async def test_many_concurrent_streams_on_one_channel(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        echo = _call(channel, "Echo")
+        answers = await asyncio.gather(*[echo(str(i).encode() * 50) for i in range(500)])
+    assert answers == [str(i).encode() * 50 for i in range(500)]
+
+
+async def test_request_over_the_limit_is_resource_exhausted_and_the_channel_goes_on(
+        served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _call(channel, "Echo")(b"x" * (5 << 20))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "over the limit" in refused.value.details()
+        assert await _call(channel, "Echo")(b"after") == b"after"
+
+
+async def test_errors_statuses_and_percent_encoded_messages(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await _call(channel, "Fail")("naïve 100% ✓\nline".encode())
+        with pytest.raises(grpc.aio.AioRpcError) as crashed:
+            await _call(channel, "Crash")(b"")
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await channel.unary_unary("/test.Edge/Nope")(b"")
+    assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert failed.value.details() == "naïve 100% ✓\nline"
+    assert crashed.value.code() == grpc.StatusCode.UNKNOWN and "boom" in crashed.value.details()
+    assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert percent_encode("a%b é") == b"a%25b %C3%A9"
+
+
+async def test_gzip_requests_are_read(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", compression=grpc.Compression.Gzip) as channel:
+        assert await _call(channel, "Echo")(b"z" * 100_000) == b"z" * 100_000
+
+
+async def test_deadline_and_client_cancel_cancel_the_handler(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, rec = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await _call(channel, "Slow")(b"5", timeout=0.2)
+        assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        await asyncio.wait_for(rec.cancelled.wait(), 2)
+        rec.cancelled.clear()
+        rec.started.clear()
+        call = _call(channel, "Slow")(b"5")
+        await asyncio.wait_for(rec.started.wait(), 2)
+        call.cancel()
+        await asyncio.wait_for(rec.cancelled.wait(), 2)  # RST_STREAM reached the handler
+        assert await _call(channel, "Echo")(b"still") == b"still"
+    assert parse_timeout("250m") == 0.25 and parse_timeout("1H") == 3600 and parse_timeout("x") is None
+
+
+async def test_drain_finishes_in_flight_calls_then_refuses_new_connections() -> None:
+    rec = Recorder()
+    server = NativeGrpcServer([_handlers(rec)], "127.0.0.1", 0, 1 << 20)
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        in_flight = asyncio.ensure_future(_call(channel, "Slow")(b"0.4"))
+        await asyncio.wait_for(rec.started.wait(), 2)
+        stopping = asyncio.ensure_future(server.stop(5.0))
+        assert await in_flight == b"done"
+        await asyncio.wait_for(stopping, 3)
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", server.port)
+
+
+# --- raw HTTP/2 -------------------------------------------------------------------------------
+
+class Raw:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.encoder = hpack.Encoder()
+        self.decoder = hpack.Decoder()
+
+    @classmethod
+    async def open(cls, port: int) -> Raw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        raw = cls(reader, writer)
+        writer.write(h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0))
+        return raw
+
+    def send(self, *frames: bytes) -> None:
+        self.writer.write(b"".join(frames))
+
+    def request_block(self, path: str, **extra: str) -> bytes:
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
+                   ("content-type", "application/grpc"), ("te", "trailers"), *extra.items()]
+        return self.encoder.encode(headers)
+
+    async def read(self) -> tuple[int, int, int, bytes] | None:
+        try:
+            head = await asyncio.wait_for(self.reader.readexactly(9), 3)
+        except asyncio.IncompleteReadError:
+            return None
+        length = int.from_bytes(head[:3], "big")
+        payload = await self.reader.readexactly(length)
+        return head[3], head[4], int.from_bytes(head[5:9], "big") & 0x7FFFFFFF, payload
+
+    async def until_stream_ends(self, stream_id: int) -> tuple[list[list[tuple[str, str]]], bytes]:
+        blocks, data = [], b""
+        while True:
+            got = await self.read()
+            assert got is not None, "the connection closed"
+            kind, flags, sid, payload = got
+            if sid != stream_id:
+                continue
+            if kind == h2.HEADERS:
+                blocks.append(self.decoder.decode(payload))
+            elif kind == h2.DATA:
+                data += payload
+            if flags & h2.END_STREAM and kind in (h2.HEADERS, h2.DATA):
+                return blocks, data
+
+    async def until_goaway(self) -> tuple[int, bytes]:
+        while True:
+            got = await self.read()
+            assert got is not None, "closed without GOAWAY"
+            if got[0] == h2.GOAWAY:
+                last, code = struct.unpack(">II", got[3][:8])
+                rest = await self.reader.read()  # then the server closes
+                assert rest == b"" or rest is not None
+                return code, got[3][8:]
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _message(body: bytes) -> bytes:
+    return struct.pack(">BI", 0, len(body)) + body
+
+
+async def test_continuation_padding_priority_and_tiny_data_frames(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    raw = await Raw.open(server.port)
+    block = raw.request_block("/test.Edge/Echo", **{"x-long": "v" * 3000})
+    # HEADERS with padding and priority, the block split over two CONTINUATIONs
+    first = bytes([4]) + struct.pack(">IB", 0, 15) + block[:10] + b"\x00" * 4
+    raw.send(h2.frame(h2.HEADERS, h2.PADDED | h2.PRIORITY_FLAG, 1, first),
+             h2.frame(h2.CONTINUATION, 0, 1, block[10:1000]),
+             h2.frame(h2.CONTINUATION, h2.END_HEADERS, 1, block[1000:]))
+    body = _message(b"abcdefghij" * 50)
+    for i in range(0, len(body), 7):  # many small DATA frames, every other one padded
+        chunk = body[i:i + 7]
+        last = h2.END_STREAM if i + 7 >= len(body) else 0
+        if i % 14:
+            raw.send(h2.frame(h2.DATA, h2.PADDED | last, 1, bytes([3]) + chunk + b"\x00\x00\x00"))
+        else:
+            raw.send(h2.frame(h2.DATA, last, 1, chunk))
+    raw.send(h2.frame(h2.PING, 0, 0, b"12345678"))
+    blocks, data = await raw.until_stream_ends(1)
+    assert dict(blocks[0])[":status"] == "200" and dict(blocks[-1])["grpc-status"] == "0"
+    assert data == body
+    raw.close()
+
+
+async def test_ping_is_acked_and_unknown_frames_are_ignored(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    raw = await Raw.open(server.port)
+    raw.send(h2.frame(0x42, 0, 0, b"whatever"), h2.frame(h2.PING, 0, 0, b"pingpong"))
+    while True:
+        kind, flags, _, payload = await raw.read()  # type: ignore[misc]
+        if kind == h2.PING:
+            break
+    assert flags & h2.ACK and payload == b"pingpong"
+    raw.close()
+
+
+@pytest.mark.parametrize("bad, code", [
+    (h2.frame(h2.HEADERS, h2.END_HEADERS, 2, b"\x82"), h2.PROTOCOL_ERROR),            # even stream id
+    (h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1, b"\xff\xff\xff\xff"), h2.COMPRESSION_ERROR),  # bad HPACK
+    (h2.frame(h2.HEADERS, h2.END_HEADERS, 1, b"\xbf"), h2.COMPRESSION_ERROR),          # index past the tables
+    (h2.frame(h2.PING, 0, 0, b"short"), h2.FRAME_SIZE_ERROR),
+    (h2.frame(h2.SETTINGS, 0, 0, b"\x00\x04\xff\xff\xff\xff"), h2.FLOW_CONTROL_ERROR),
+    (h2.frame(h2.DATA, 0, 7, b"x"), h2.PROTOCOL_ERROR),                                # DATA on an idle stream
+    (h2.frame(h2.HEADERS, 0, 1, b"") + h2.frame(h2.PING, 0, 0, b"12345678"), h2.PROTOCOL_ERROR),  # cut block
+    (h2.frame(h2.WINDOW_UPDATE, 0, 0, b"\x00\x00\x00\x00"), h2.PROTOCOL_ERROR),
+    (h2.frame(h2.DATA, h2.PADDED, 1, b"\x09ab"), h2.PROTOCOL_ERROR),
+])
+async def test_malformed_frames_close_only_that_connection(served: tuple[NativeGrpcServer, Recorder],
+                                                           bad: bytes, code: int) -> None:
+    server, _ = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        echo = _call(channel, "Echo")
+        assert await echo(b"before") == b"before"
+        raw = await Raw.open(server.port)
+        if bad[3] == h2.DATA and bad[4] & h2.PADDED:  # padding check needs an open stream
+            raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.request_block("/test.Edge/Echo")))
+        raw.send(bad)
+        got, _ = await raw.until_goaway()
+        raw.close()
+        assert got == code
+        assert await echo(b"after") == b"after"  # the other connection never noticed
+
+
+async def test_not_grpc_is_refused_with_415(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    raw = await Raw.open(server.port)
+    block = raw.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", "/test.Edge/Echo"),
+                                (":authority", "x"), ("content-type", "application/json")])
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1, block))
+    blocks, _ = await raw.until_stream_ends(1)
+    assert dict(blocks[0])[":status"] == "415"
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 3, raw.request_block("/test.Edge/Echo", **{"grpc-timeout": "5S"})),
+             h2.frame(h2.DATA, h2.END_STREAM, 3, _message(b"ok")))
+    blocks, data = await raw.until_stream_ends(3)
+    assert data == _message(b"ok") and dict(blocks[-1])["grpc-status"] == "0"
+    raw.close()
