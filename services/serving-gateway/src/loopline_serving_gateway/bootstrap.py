@@ -82,9 +82,7 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(prediction_log.flush(), settings.shutdown_grace_s)
             prediction_log.abandon()
-        try:
-            await asyncio.wait_for(producer.stop(), max(deadline - loop.time(), _MIN_PRODUCER_STOP_S))
-        except TimeoutError:
+        if not await producer.stop(max(deadline - loop.time(), _MIN_PRODUCER_STOP_S)):
             log.warning("the Kafka producer did not close within the grace period; the records it held are abandoned")
 
     components.append(Component("kafka-producer", producer.start, stop_producer))

@@ -20,7 +20,9 @@ model's LabeledPrediction stream to a few thousand records per second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -59,6 +61,31 @@ class Outgoing:
     #: ce_time: when the event happened. Unset: the moment it is sent. A re-send
     #: (outbox relay, retry) passes the original time along with the original id.
     time: datetime | None = None
+
+
+log = logging.getLogger(__name__)
+
+
+async def _abandon(driver: ProducerDriver, timeout: float) -> None:
+    """Tear down an aiokafka producer whose flush was given up: fail what its accumulator
+    holds, cancel its sender task and close its client. Other drivers have nothing to tear down."""
+    accumulator = getattr(driver, "_message_accumulator", None)
+    sender = getattr(driver, "_sender", None)
+    client = getattr(driver, "client", None)
+    if accumulator is not None:
+        accumulator.fail_all(Unavailable("the producer stopped before Kafka acknowledged this record"))
+    for what, closing in (("sender", getattr(sender, "close", None)), ("client", getattr(client, "close", None))):
+        if closing is None:
+            continue
+        try:
+            await asyncio.wait_for(closing(), max(timeout, 0.5))
+        except asyncio.CancelledError:
+            # aiokafka's sender.close() re-raises its own task's cancellation; only ours propagates
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        except Exception:  # noqa: BLE001 - best effort on the way out (TimeoutError included)
+            log.warning("the Kafka producer's %s did not close cleanly", what, exc_info=True)
 
 
 #: Largest record batch per partition (below the broker's default message.max.bytes, 1 MiB).
@@ -103,10 +130,35 @@ class EventProducer:
             await self._driver.start()
         self._started = True
 
-    async def stop(self) -> None:
-        if self._driver is not None and self._started:
-            self._started = False
-            await self._driver.stop()
+    async def stop(self, timeout: float | None = None) -> bool:
+        """Flush what the driver holds and close it; True once everything is acknowledged.
+
+        With ``timeout``, a flush that does not finish in time (Kafka down: an idempotent
+        producer never expires what it holds) is given up: the records still held fail with
+        ``Unavailable``, the driver's sender task is cancelled and awaited and its
+        connections closed, so nothing of the producer outlives this call. Returns False then.
+        """
+        driver = self._driver
+        if driver is None or not self._started:
+            return True
+        self._started = False
+        if timeout is None:
+            await driver.stop()
+            return True
+        stopping = asyncio.ensure_future(driver.stop())
+        try:
+            done, _ = await asyncio.wait({stopping}, timeout=timeout)
+        except asyncio.CancelledError:
+            stopping.cancel()
+            raise
+        if stopping in done:
+            stopping.result()
+            return True
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await stopping
+        await _abandon(driver, timeout)
+        return False
 
     def _ready_driver(self) -> ProducerDriver:
         if self._driver is None or not self._started:
