@@ -300,3 +300,96 @@ async def test_not_grpc_is_refused_with_415(served: tuple[NativeGrpcServer, Reco
     blocks, data = await raw.until_stream_ends(3)
     assert data == _message(b"ok") and dict(blocks[-1])["grpc-status"] == "0"
     raw.close()
+
+
+async def test_malformed_requests_reset_only_their_stream(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    raw = await Raw.open(server.port)
+    upper = raw.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", "/test.Edge/Echo"),
+                                (":authority", "x"), ("content-type", "application/grpc"), ("X-Upper", "1")])
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, upper))
+    while True:
+        kind, _, sid, payload = await raw.read()  # type: ignore[misc]
+        if kind == h2.RST_STREAM:
+            break
+    assert sid == 1 and struct.unpack(">I", payload)[0] == h2.PROTOCOL_ERROR
+    get = raw.encoder.encode([(":method", "GET"), (":scheme", "http"), (":path", "/test.Edge/Echo"),
+                              (":authority", "x")])
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 3, get))
+    blocks, _ = await raw.until_stream_ends(3)
+    assert dict(blocks[0])[":status"] == "405"
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 5, raw.request_block("/test.Edge/Echo")),
+             h2.frame(h2.DATA, h2.END_STREAM, 5, _message(b"fine")))
+    _, data = await raw.until_stream_ends(5)
+    assert data == _message(b"fine")
+    raw.close()
+
+
+async def test_metadata_follows_the_hpack_table_across_requests(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    """Repeated blocks are parsed once; a block whose meaning changed with the table is not reused."""
+    server, rec = served
+    raw = await Raw.open(server.port)
+    seen = []
+    for stream_id, key in zip(range(1, 20, 2), ["a", "a", "b", "a", "b", "b", "c", "a", "a", "c"], strict=True):
+        raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id,
+                          raw.request_block("/test.Edge/Echo", **{"x-key": key, "grpc-timeout": "9S"})),
+                 h2.frame(h2.DATA, h2.END_STREAM, stream_id, _message(key.encode())))
+        _, data = await raw.until_stream_ends(stream_id)
+        assert data == _message(key.encode())
+        seen.append(rec.metadata["x-key"])
+    assert seen == ["a", "a", "b", "a", "b", "b", "c", "a", "a", "c"]
+    raw.close()
+
+
+async def test_a_connection_holding_too_many_unfinished_bytes_refuses_the_stream_over_it() -> None:
+    rec = Recorder()
+    limits = h2.Limits(1 << 20, connection_buffer=1 << 20)
+    server = NativeGrpcServer([_handlers(rec)], "127.0.0.1", 0, 1 << 20, limits=limits)
+    await server.start()
+    raw = await Raw.open(server.port)
+    chunk = b"x" * 600_000
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.request_block("/test.Edge/Echo")),
+             h2.frame(h2.DATA, 0, 1, struct.pack(">BI", 0, 900_000) + chunk[:500_000]),
+             h2.frame(h2.HEADERS, h2.END_HEADERS, 3, raw.request_block("/test.Edge/Echo")),
+             h2.frame(h2.DATA, 0, 3, struct.pack(">BI", 0, 900_000) + chunk))
+    blocks, _ = await raw.until_stream_ends(3)
+    assert dict(blocks[-1])["grpc-status"] == str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+    raw.send(h2.frame(h2.DATA, h2.END_STREAM, 1, chunk[:400_000]),  # the first one still completes
+             h2.frame(h2.WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 20)),  # once we let the answer through
+             h2.frame(h2.WINDOW_UPDATE, 0, 1, struct.pack(">I", 1 << 20)))
+    _, data = await raw.until_stream_ends(1)
+    assert len(data) == 900_005
+    raw.close()
+    await server.stop(1.0)
+
+
+async def test_two_servers_share_a_port_like_worker_processes() -> None:
+    rec = Recorder()
+    first = NativeGrpcServer([_handlers(rec)], "127.0.0.1", 0, 1 << 20)
+    await first.start()
+    second = NativeGrpcServer([_handlers(rec)], "127.0.0.1", first.port, 1 << 20)
+    await second.start()  # SO_REUSEPORT, as the gateway's worker processes bind it
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as channel:
+        assert await _call(channel, "Echo")(b"x") == b"x"
+    await first.stop(1.0)
+    await second.stop(1.0)
+
+
+async def test_answers_wait_for_the_clients_windows(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    raw = await Raw.open(server.port)
+    raw.send(h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, 1000)),
+             h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.request_block("/test.Edge/Big")),
+             h2.frame(h2.DATA, h2.END_STREAM, 1, _message(b"5120")))
+    received = 0
+    while received < 1000:
+        kind, _, sid, payload = await raw.read()  # type: ignore[misc]
+        if kind == h2.DATA:
+            received += len(payload)
+    assert received == 1000  # the stream's window, not a byte more
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(raw.reader.readexactly(1), 0.2)
+    raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 1, struct.pack(">I", 10_000)))
+    _, data = await raw.until_stream_ends(1)
+    assert received + len(data) == 5120 + 5
+    raw.close()

@@ -238,6 +238,69 @@ class _CallDetails(grpc.HandlerCallDetails):
         self.invocation_metadata = invocation_metadata
 
 
+_CONNECTION_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
+
+
+class _Head:
+    """What a request's header block says, checked once (RFC 9113 8.2/8.3, gRPC over HTTP/2)."""
+
+    __slots__ = ("path", "metadata", "encoding", "timeout", "malformed", "http_status", "code", "problem")
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self.path = ""
+        self.encoding = ""
+        self.timeout: float | None = None
+        self.malformed = ""     # a malformed request: the stream is reset with PROTOCOL_ERROR
+        self.http_status = 0    # not gRPC: answered with this HTTP status
+        self.code = grpc.StatusCode.INTERNAL
+        self.problem = ""       # a gRPC-level refusal (trailers-only, ``code``)
+        method = content_type = ""
+        metadata: list[tuple[str, str | bytes]] = []
+        seen_regular = False
+        for name, value in headers:
+            if name[:1] == ":":
+                if seen_regular:
+                    self.malformed = "a pseudo-header after regular headers"
+                elif name == ":path":
+                    self.path = value
+                elif name == ":method":
+                    method = value
+                elif name not in (":scheme", ":authority"):
+                    self.malformed = f"unknown request pseudo-header {name}"
+                continue
+            seen_regular = True
+            if name != name.lower():
+                self.malformed = f"header name {name!r} is not lower case"
+            elif name in _CONNECTION_HEADERS or (name == "te" and value != "trailers"):
+                self.malformed = f"connection-specific header {name}"
+            elif name in _RESERVED:
+                if name == "content-type":
+                    content_type = value
+                elif name == "grpc-timeout":
+                    self.timeout = parse_timeout(value)
+                    if self.timeout is None:
+                        self.problem = f"malformed grpc-timeout {value!r}"
+                elif name == "grpc-encoding":
+                    self.encoding = value
+            elif name.endswith("-bin"):
+                try:
+                    metadata.append((name, base64.b64decode(value + "=" * (-len(value) % 4))))
+                except (binascii.Error, ValueError):
+                    self.problem = f"metadata {name} is not base64"
+            else:
+                metadata.append((name, value))
+        self.metadata = tuple(metadata)
+        if not self.malformed and (not method or not self.path):
+            self.malformed = "a request without :method or :path"
+        if method != "POST":
+            self.http_status, self.problem = 405, f"gRPC needs POST, not {method}"
+        elif not content_type.startswith("application/grpc"):
+            self.http_status, self.problem = 415, f"content-type {content_type!r} is not application/grpc"
+        elif not self.problem and self.encoding not in ("", "identity", "gzip"):
+            self.code = grpc.StatusCode.UNIMPLEMENTED
+            self.problem = f"grpc-encoding {self.encoding} is not supported (identity, gzip)"
+
+
 class _Stream:
     __slots__ = ("id", "path", "metadata", "deadline", "encoding", "body", "recv_window", "unacked",
                  "send_window", "pending", "task", "timer", "half_closed", "closed", "refused", "context")
@@ -266,13 +329,17 @@ class Limits:
 
     def __init__(self, max_message_bytes: int, *, max_concurrent_streams: int = 1000,
                  stream_window: int = 1 << 20, connection_window: int = 16 << 20,
-                 max_frame_size: int = 1 << 20, max_header_list_size: int = 16 << 10) -> None:
+                 max_frame_size: int = 1 << 20, max_header_list_size: int = 16 << 10,
+                 connection_buffer: int | None = None) -> None:
         self.max_message_bytes = max_message_bytes
         self.max_concurrent_streams = max_concurrent_streams
         self.stream_window = stream_window
         self.connection_window = connection_window
         self.max_frame_size = max_frame_size
         self.max_header_list_size = max_header_list_size
+        #: Request bytes one connection may hold before they reach a handler (over it, the stream
+        #: that crosses it is refused with RESOURCE_EXHAUSTED): memory stays bounded per connection.
+        self.connection_buffer = connection_buffer or max(64 << 20, 2 * max_message_bytes + (1 << 20))
 
 
 class H2Connection(asyncio.Protocol):
@@ -288,7 +355,7 @@ class H2Connection(asyncio.Protocol):
         self._decoder = Decoder(max_header_list_size=self._limits.max_header_list_size)
         self._table = _CountingTable()
         self._decoder.header_table = self._table
-        self._decoded: dict[bytes, tuple[int, list[tuple[str, str]]]] = {}
+        self._decoded: dict[bytes, tuple[int, _Head]] = {}
         self._streams: dict[int, _Stream] = {}
         self._last_stream = 0
         self._continuing: tuple[int, int, bytearray] | None = None  # stream, flags, block so far
@@ -296,6 +363,7 @@ class H2Connection(asyncio.Protocol):
         self._peer_stream_window = DEFAULT_WINDOW
         self._peer_frame = DEFAULT_FRAME
         self._recv_unacked = 0
+        self._held = 0  # request bytes received and not yet handed to a handler
         self._blocked: list[_Stream] = []
         self._goaway_sent = False
         self._closing = False
@@ -527,7 +595,13 @@ class H2Connection(asyncio.Protocol):
         if not stream.refused:
             body = stream.body
             body += data
+            self._held += len(data)
             if len(body) >= 5 and self._too_large(stream):
+                return
+            if self._held > self._limits.connection_buffer:
+                self._refuse(stream, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             f"this connection holds {self._held} bytes of unfinished requests, "
+                             f"over its limit of {self._limits.connection_buffer}")
                 return
             stream.unacked += size
             if stream.unacked >= self._limits.stream_window // 2 and not flags & END_STREAM:
@@ -540,6 +614,10 @@ class H2Connection(asyncio.Protocol):
                 self._streams.pop(stream_id, None)
             else:
                 self._dispatch(stream)
+
+    def _drop_body(self, stream: _Stream) -> None:
+        self._held -= len(stream.body)
+        stream.body = bytearray()
 
     def _too_large(self, stream: _Stream) -> bool:
         """Refuse a message over the limit as soon as its length prefix (or its bytes) say so."""
@@ -570,7 +648,10 @@ class H2Connection(asyncio.Protocol):
         else:
             self._continuing = (stream_id, flags, bytearray(block))
 
-    def _decode(self, block: bytes) -> list[tuple[str, str]]:
+    def _head(self, block: bytes) -> _Head:
+        """The request head of a header block; a block that leaves the HPACK table as it was
+        (all indexed or non-indexing literals, the usual repeat request) is parsed once and reused
+        while the table stands still."""
         cached = self._decoded.get(block)
         table = self._table
         if cached is not None and cached[0] == table.generation:
@@ -582,14 +663,15 @@ class H2Connection(asyncio.Protocol):
             raise _ConnectionError(ENHANCE_YOUR_CALM, f"header list too large: {exc}") from None
         except (HPACKError, IndexError, ValueError) as exc:
             raise _ConnectionError(COMPRESSION_ERROR, f"bad HPACK block: {exc}") from None
-        if table.generation == before:  # the block left the table as it was: safe to reuse while it stays
+        head = _Head(headers)  # type: ignore[arg-type]
+        if table.generation == before:
             if len(self._decoded) >= 256:
                 self._decoded.clear()
-            self._decoded[block] = (before, headers)
-        return headers  # type: ignore[return-value]
+            self._decoded[block] = (before, head)
+        return head
 
     def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        headers = self._decode(block)  # always decoded: the HPACK state must follow the client's
+        head = self._head(block)  # always decoded: the HPACK state must follow the client's
         stream = self._streams.get(stream_id)
         if stream is not None:  # trailers from the client
             if not flags & END_STREAM:
@@ -609,54 +691,24 @@ class H2Connection(asyncio.Protocol):
         if self._goaway_sent:
             self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
             return
+        if head.malformed:
+            self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(PROTOCOL_ERROR)))
+            log.info("refused stream %d from %s: %s", stream_id, self._peer, head.malformed)
+            return
         if len(self._streams) >= self._limits.max_concurrent_streams:
             self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
             return
         stream = _Stream(stream_id, self._peer_stream_window, self._limits.stream_window)
         self._streams[stream_id] = stream
-        method = path = content_type = ""
-        metadata: list[tuple[str, str | bytes]] = []
-        problem = ""
-        for name, value in headers:
-            if name[0] == ":":
-                if metadata:
-                    raise _ConnectionError(PROTOCOL_ERROR, "pseudo-header after regular headers")
-                if name == ":path":
-                    path = value
-                elif name == ":method":
-                    method = value
-                elif name not in (":scheme", ":authority"):
-                    raise _ConnectionError(PROTOCOL_ERROR, f"unknown pseudo-header {name}")
-                continue
-            if name in _RESERVED:
-                if name == "content-type":
-                    content_type = value
-                elif name == "grpc-timeout":
-                    timeout = parse_timeout(value)
-                    if timeout is None:
-                        problem = f"malformed grpc-timeout {value!r}"
-                    else:
-                        stream.deadline = self._loop.time() + timeout
-                elif name == "grpc-encoding":
-                    stream.encoding = value
-                continue
-            if name.endswith("-bin"):
-                try:
-                    metadata.append((name, base64.b64decode(value + "=" * (-len(value) % 4))))
-                except (binascii.Error, ValueError):
-                    problem = f"metadata {name} is not base64"
-            else:
-                metadata.append((name, value))
-        stream.path = path
-        stream.metadata = tuple(metadata)
-        if method != "POST" or not content_type.startswith("application/grpc") or not path:
-            self._http_error(stream, 415 if method == "POST" else 405,
-                             "gRPC needs POST with content-type application/grpc")
-        elif problem:
-            self._refuse(stream, grpc.StatusCode.INTERNAL, problem)
-        elif stream.encoding not in ("", "identity", "gzip"):
-            self._refuse(stream, grpc.StatusCode.UNIMPLEMENTED,
-                         f"grpc-encoding {stream.encoding} is not supported (identity, gzip)")
+        stream.path = head.path
+        stream.metadata = head.metadata
+        stream.encoding = head.encoding
+        if head.timeout is not None:
+            stream.deadline = self._loop.time() + head.timeout
+        if head.http_status:
+            self._http_error(stream, head.http_status, head.problem)
+        elif head.problem:
+            self._refuse(stream, head.code, head.problem)
         if flags & END_STREAM:
             stream.half_closed = True
             if stream.refused:
@@ -708,7 +760,7 @@ class H2Connection(asyncio.Protocol):
         if messages is None:
             self._streams.pop(stream.id, None)
             return
-        stream.body = bytearray()
+        self._drop_body(stream)
         if not handler.request_streaming and len(messages) != 1:
             self._refuse(stream, grpc.StatusCode.INTERNAL,
                          f"a unary call needs exactly one request message, got {len(messages)}")
@@ -793,16 +845,16 @@ class H2Connection(asyncio.Protocol):
         if stream.closed:
             return
         stream.closed = True
-        self._close_stream(stream)
         self._write(frame(HEADERS, END_HEADERS | END_STREAM, stream.id,
                           _RESPONSE_HEAD + status_block(code, details, trailing)))
+        self._close_stream(stream)
 
     def _refuse(self, stream: _Stream, code: grpc.StatusCode, message: str) -> None:
         """A trailers-only error answer before the call ran; the rest of the request is dropped."""
         if stream.closed:
             return
         stream.refused = True
-        stream.body = bytearray()
+        self._drop_body(stream)
         stream.closed = True
         self._write(frame(HEADERS, END_HEADERS | END_STREAM, stream.id,
                           _RESPONSE_HEAD + status_block(code, message)))
@@ -814,6 +866,7 @@ class H2Connection(asyncio.Protocol):
 
     def _http_error(self, stream: _Stream, status: int, message: str) -> None:
         stream.refused = stream.closed = True
+        self._drop_body(stream)
         block = (b"\x08" + _hpack_int(3, 7, 0) + str(status).encode()  # :status, static name 8, no indexing
                  + literal(b"content-type", b"text/plain") + literal(b"grpc-status", b"13")
                  + literal(b"grpc-message", percent_encode(message)))
@@ -830,9 +883,9 @@ class H2Connection(asyncio.Protocol):
             self._peer_window -= size
             stream.send_window -= size
             stream.closed = True
-            self._close_stream(stream)
             self._write(head + frame(DATA, 0, stream.id, data)
                         + frame(HEADERS, END_HEADERS | END_STREAM, stream.id, trailers))
+            self._close_stream(stream)
             return
         self._write(head)
         stream.pending = [data, trailers]
@@ -840,8 +893,9 @@ class H2Connection(asyncio.Protocol):
         self._flush_blocked()
 
     def _flush_blocked(self) -> None:
-        still = []
-        out = []
+        still: list[_Stream] = []
+        done: list[_Stream] = []
+        out: list[bytes] = []
         for stream in self._blocked:
             pending = stream.pending
             if pending is None or stream.id not in self._streams:
@@ -864,10 +918,12 @@ class H2Connection(asyncio.Protocol):
             out.append(frame(HEADERS, END_HEADERS | END_STREAM, stream.id, pending[1]))
             stream.pending = None
             stream.closed = True
-            self._close_stream(stream)
+            done.append(stream)
         self._blocked = still
         if out:
             self._write(b"".join(out))
+        for stream in done:
+            self._close_stream(stream)
 
     def _close_stream(self, stream: _Stream) -> None:
         if stream.timer is not None:
@@ -882,6 +938,7 @@ class H2Connection(asyncio.Protocol):
         self._server.stream_done(self)
 
     def _cancel(self, stream: _Stream) -> None:
+        self._drop_body(stream)
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
