@@ -7,8 +7,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import asyncio
+
 import numpy as np
 import pytest
+import tritonclient.grpc as sync_grpc_client
 import tritonclient.grpc.aio as grpc_client
 import tritonclient.http.aio as http_client
 from loopline.common.v1 import common_pb2
@@ -30,8 +33,9 @@ def _grpc_input(batch: np.ndarray) -> grpc_client.InferInput:
     return tensor
 
 
+@pytest.mark.parametrize("edge", ["native", "aio"])
 async def test_triton_clients_work_unchanged_through_the_gateway(triton: TritonEndpoints, kafka_bootstrap: str,
-                                                                tmp_path: Path) -> None:
+                                                                tmp_path: Path, edge: str) -> None:
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(TracerProvider())
     model = f"proto-{uuid.uuid4().hex[:6]}"
@@ -43,7 +47,7 @@ async def test_triton_clients_work_unchanged_through_the_gateway(triton: TritonE
     single = batch[:1]
 
     async with registry_server(registry) as target:
-        settings = gateway_settings(triton, kafka_bootstrap, target, tmp_path)
+        settings = gateway_settings(triton, kafka_bootstrap, target, tmp_path, grpc_server=edge)
         async with running_gateway(settings) as gateway:
             direct = grpc_client.InferenceServerClient(triton.grpc_url)
             via_grpc = grpc_client.InferenceServerClient(f"127.0.0.1:{gateway.grpc_server.port}")
@@ -100,3 +104,53 @@ async def test_triton_clients_work_unchanged_through_the_gateway(triton: TritonE
     np.testing.assert_allclose(row.outputs[0].fp_contents, expected[2], rtol=1e-6)
     assert list(row.outputs[0].shape) == [1, CLASSES] and row.trace.traceparent.startswith("00-")
     assert logged[single_id][0].prediction_id == single_id
+
+
+async def test_large_tensors_many_streams_and_deadlines_through_the_native_edge(
+        triton: TritonEndpoints, kafka_bootstrap: str, tmp_path: Path) -> None:
+    """tritonclient.grpc (the blocking client) through the native edge: a 1.36 MB request (Triton
+    refuses its batch size, and says so through the gateway as it does directly), 32 concurrent
+    calls on one channel equal to Triton's answers, and a client deadline. (Answers over 1 MiB, which
+    this model cannot produce, are in the edge's unit tests.)"""
+    model = f"big-{uuid.uuid4().hex[:6]}"
+    artifact, _ = scripted_model(12)
+    registry = FakeRegistry()
+    registry.add_version(model, 1, artifact)
+    registry.deploy(model, [(1, 1.0, CHAMPION)])
+    big = np.random.default_rng(6).normal(size=(85_000, FEATURES)).astype(np.float32)  # 1.36 MB of FP32
+
+    def tensor(batch: np.ndarray) -> sync_grpc_client.InferInput:
+        inp = sync_grpc_client.InferInput("features", list(batch.shape), "FP32")
+        inp.set_data_from_numpy(batch)
+        return inp
+
+    async with registry_server(registry) as target:
+        settings = gateway_settings(triton, kafka_bootstrap, target, tmp_path, grpc_server="native",
+                                    prediction_log={"enabled": False})
+        async with running_gateway(settings) as gateway:
+            direct = sync_grpc_client.InferenceServerClient(triton.grpc_url)
+            via = sync_grpc_client.InferenceServerClient(f"127.0.0.1:{gateway.grpc_server.port}")
+            try:
+                # 1.36 MB in (many DATA frames and window updates): the gateway reads it whole and
+                # passes Triton's refusal of the batch size back, as Triton answers it directly
+                with pytest.raises(InferenceServerException, match="batch-size must be <= 256") as at_triton:
+                    await asyncio.to_thread(lambda: direct.infer(f"{model}.v1", [tensor(big)]))
+                with pytest.raises(InferenceServerException, match="batch-size must be <= 256") as at_gateway:
+                    await asyncio.to_thread(lambda: via.infer(model, [tensor(big)]))
+                assert at_gateway.value.status() == at_triton.value.status() == "StatusCode.INVALID_ARGUMENT"
+                expected = await asyncio.to_thread(
+                    lambda: direct.infer(f"{model}.v1", [tensor(big[:256])]).as_numpy("probabilities"))
+                got = await asyncio.to_thread(lambda: via.infer(model, [tensor(big[:256])]).as_numpy("probabilities"))
+                np.testing.assert_array_equal(got, expected)
+                rows = [big[i:i + 1 + i % 5] for i in range(32)]
+                answers = await asyncio.gather(*[asyncio.to_thread(
+                    lambda r=r: via.infer(model, [tensor(r)]).as_numpy("probabilities")) for r in rows])
+                for i, (r, a) in enumerate(zip(rows, answers, strict=True)):
+                    assert a.shape == (len(r), CLASSES)
+                    np.testing.assert_allclose(a, expected[i:i + len(r)], rtol=1e-5, atol=1e-6)
+                with pytest.raises(InferenceServerException, match="(?i)deadline"):
+                    await asyncio.to_thread(lambda: via.infer(model, [tensor(big[:256])], client_timeout=0.0005))
+                assert await asyncio.to_thread(via.is_server_live)
+            finally:
+                direct.close()
+                via.close()
