@@ -153,6 +153,8 @@ async def test_kafka_outage_keeps_serving_drops_counted_and_log_catches_up(trito
                     await client.close()
                 stopping_since = time.monotonic()
             stopped_in = time.monotonic() - stopping_since
+            # The producer's stop gave up on Kafka and tore aiokafka down: no sender task lingers.
+            lingering = [t for t in asyncio.all_tasks() if "_sender_routine" in repr(t.get_coro())]
     finally:
         await asyncio.to_thread(stack.down)
 
@@ -183,5 +185,6 @@ async def test_kafka_outage_keeps_serving_drops_counted_and_log_catches_up(trito
 
     # Stopping with Kafka down is bounded, and what was never acknowledged is counted.
     assert stopped_in < GRACE_S + 5, f"the gateway took {stopped_in:.1f}s to stop with Kafka down"
+    assert lingering == [], lingering
     assert plog.dropped == dropped + LAST_WORDS
     assert gateway.metrics.registry.get_sample_value("gateway_prediction_log_dropped_total") == plog.dropped
