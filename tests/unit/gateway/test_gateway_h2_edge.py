@@ -393,3 +393,18 @@ async def test_answers_wait_for_the_clients_windows(served: tuple[NativeGrpcServ
     _, data = await raw.until_stream_ends(1)
     assert received + len(data) == 5120 + 5
     raw.close()
+
+
+async def test_a_preface_without_settings_first_is_a_protocol_error(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    raw = Raw(reader, writer)
+    writer.write(h2.PREFACE + h2.frame(h2.PING, 0, 0, b"12345678"))
+    code, _ = await raw.until_goaway()
+    assert code == h2.PROTOCOL_ERROR
+    raw.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # not HTTP/2 at all
+    code, _ = await Raw(reader, writer).until_goaway()
+    assert code == h2.PROTOCOL_ERROR
+    writer.close()

@@ -363,6 +363,8 @@ class H2Connection(asyncio.Protocol):
         self._peer_stream_window = DEFAULT_WINDOW
         self._peer_frame = DEFAULT_FRAME
         self._recv_unacked = 0
+        self._recv_window = server.limits.connection_window  # what the client may still send us
+        self._settings_seen = False
         self._held = 0  # request bytes received and not yet handed to a handler
         self._blocked: list[_Stream] = []
         self._goaway_sent = False
@@ -434,14 +436,23 @@ class H2Connection(asyncio.Protocol):
                     break
                 payload = bytes(buffer[offset + 9:end])
                 offset = end
+                if not self._settings_seen:
+                    if kind != SETTINGS or flags & ACK:
+                        raise _ConnectionError(PROTOCOL_ERROR, "the client preface must start with SETTINGS")
+                    self._settings_seen = True
                 self._frame(kind, flags, stream_id & MAX_WINDOW, payload)
         except _ConnectionError as exc:
             self._fail(exc.code, exc.reason)
+            return
+        except Exception:  # a bug of ours must not take the process down: this connection only
+            log.exception("the HTTP/2 connection from %s failed", self._peer)
+            self._fail(INTERNAL_ERROR, "internal error")
             return
         if offset:
             del buffer[:offset]
         if self._recv_unacked >= self._limits.connection_window // 2:
             self._write(frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._recv_unacked)))
+            self._recv_window += self._recv_unacked
             self._recv_unacked = 0
 
     def eof_received(self) -> bool | None:
@@ -580,6 +591,9 @@ class H2Connection(asyncio.Protocol):
             raise _ConnectionError(PROTOCOL_ERROR, "DATA on stream 0")
         size = len(payload)  # padding counts towards flow control too
         self._recv_unacked += size
+        self._recv_window -= size
+        if self._recv_window < 0:
+            raise _ConnectionError(FLOW_CONTROL_ERROR, "the client sent past the connection window")
         stream = self._streams.get(stream_id)
         if stream is None:
             if stream_id > self._last_stream:
@@ -775,6 +789,13 @@ class H2Connection(asyncio.Protocol):
     def _expire(self, stream: _Stream) -> None:
         stream.timer = None
         if stream.closed:
+            return
+        if stream.pending is not None:  # the answer had begun (headers sent), waiting for window
+            stream.pending = None
+            stream.closed = True
+            self._streams.pop(stream.id, None)
+            self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(CANCEL)))
+            self._server.stream_done(self)
             return
         self._refuse(stream, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         self._streams.pop(stream.id, None)
