@@ -3,6 +3,7 @@ with an in-memory Triton: the generic handler's answers, refusals and spans."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 
@@ -141,3 +142,14 @@ async def test_api_keys_are_checked_on_the_grpc_edge(edge: str) -> None:
         ok = await client.ModelInfer(request("iris"), metadata=(("authorization", "Bearer secret"),))
     await server.stop()
     assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED and ok.model_name == "iris"
+
+
+async def test_model_stream_infer_is_refused_without_waiting_for_the_client(
+        stub: tuple[pb_grpc.GRPCInferenceServiceStub, RecordingTriton]) -> None:
+    client, _ = stub
+    stream = client.ModelStreamInfer()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:  # the client is never told to half-close
+        await stream.write(request("iris"))
+        await asyncio.wait_for(stream.read(), 5)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "not reachable through the gateway" in refused.value.details()

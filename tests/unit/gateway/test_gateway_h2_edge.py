@@ -49,8 +49,21 @@ def _handlers(rec: Recorder) -> grpc.GenericRpcHandler:
     async def crash(request: bytes, context: h2.ServicerContext) -> bytes:
         raise RuntimeError("boom")
 
+    async def total(requests: AsyncIterator[bytes], context: h2.ServicerContext) -> bytes:
+        count = 0
+        async for request in requests:
+            count += int(request.decode())
+            rec.started.set()
+        return str(count).encode()
+
+    async def refuse(requests: AsyncIterator[bytes], context: h2.ServicerContext) -> AsyncIterator[bytes]:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "streams are refused here")
+        yield b""
+
     methods = {name: grpc.unary_unary_rpc_method_handler(fn)
                for name, fn in (("Echo", echo), ("Big", big), ("Slow", slow), ("Fail", fail), ("Crash", crash))}
+    methods["Total"] = grpc.stream_unary_rpc_method_handler(total)
+    methods["Refuse"] = grpc.stream_stream_rpc_method_handler(refuse)
     return grpc.method_handlers_generic_handler("test.Edge", methods)
 
 
@@ -408,3 +421,20 @@ async def test_a_preface_without_settings_first_is_a_protocol_error(served: tupl
     code, _ = await Raw(reader, writer).until_goaway()
     assert code == h2.PROTOCOL_ERROR
     writer.close()
+
+
+async def test_client_streams_run_as_messages_arrive_and_a_refusing_stream_answers_at_once(
+        served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, rec = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.stream_unary("/test.Edge/Total")()
+        await call.write(b"2")
+        await asyncio.wait_for(rec.started.wait(), 2)  # the handler has the first message before the end
+        await call.write(b"40")
+        await call.done_writing()
+        assert await call == b"42"
+        stream = channel.stream_stream("/test.Edge/Refuse")()  # never half-closed by the client
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await asyncio.wait_for(stream.read(), 2)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert await _call(channel, "Echo")(b"ok") == b"ok"

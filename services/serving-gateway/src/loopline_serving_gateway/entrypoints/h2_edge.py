@@ -303,7 +303,7 @@ class _Head:
 
 class _Stream:
     __slots__ = ("id", "path", "metadata", "deadline", "encoding", "body", "recv_window", "unacked",
-                 "send_window", "pending", "task", "timer", "half_closed", "closed", "refused", "context")
+                 "send_window", "pending", "task", "timer", "half_closed", "closed", "refused", "context", "inbox")
 
     def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
         self.id = stream_id
@@ -322,6 +322,7 @@ class _Stream:
         self.closed = False       # we have answered (or reset) it
         self.refused = False      # answered early (size limit, bad headers); DATA still arriving is dropped
         self.context: ServicerContext | None = None
+        self.inbox: asyncio.Queue[bytes | None] | None = None  # client-streaming calls only
 
 
 class Limits:
@@ -622,6 +623,11 @@ class H2Connection(asyncio.Protocol):
                 stream.recv_window += stream.unacked
                 self._write(frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(stream.unacked)))
                 stream.unacked = 0
+        if stream.inbox is not None and not stream.refused:
+            self._feed(stream, bool(flags & END_STREAM))
+            if flags & END_STREAM:
+                stream.half_closed = True
+            return
         if flags & END_STREAM:
             stream.half_closed = True
             if stream.refused:
@@ -696,6 +702,8 @@ class H2Connection(asyncio.Protocol):
             stream.half_closed = True
             if stream.refused:
                 self._streams.pop(stream_id, None)
+            elif stream.inbox is not None:
+                self._feed(stream, True)
             else:
                 self._dispatch(stream)
             return
@@ -723,6 +731,14 @@ class H2Connection(asyncio.Protocol):
             self._http_error(stream, head.http_status, head.problem)
         elif head.problem:
             self._refuse(stream, head.code, head.problem)
+        else:
+            handler = self._server.method(head.path, head.metadata)
+            if handler is not None and handler.request_streaming:
+                self._start_streaming(stream, handler)
+                if flags & END_STREAM:
+                    stream.half_closed = True
+                    stream.inbox.put_nowait(None)  # type: ignore[union-attr]
+                return
         if flags & END_STREAM:
             stream.half_closed = True
             if stream.refused:
@@ -732,16 +748,22 @@ class H2Connection(asyncio.Protocol):
 
     # --- calls ----------------------------------------------------------------------------
 
-    def _messages(self, stream: _Stream) -> list[bytes] | None:
+    def _messages(self, stream: _Stream, partial: bool = False) -> list[bytes] | None:
+        """The complete messages of the body (None after a refusal). ``partial``: a streaming
+        request still arriving; an incomplete last message stays in the body for later."""
         body = stream.body
         offset, messages = 0, []
         while offset < len(body):
             if len(body) - offset < 5:
+                if partial:
+                    break
                 self._refuse(stream, grpc.StatusCode.INTERNAL, "the request ends inside a message prefix")
                 return None
             compressed, length = _MSG.unpack_from(body, offset)
             start = offset + 5
             if len(body) < start + length:
+                if partial:
+                    break
                 self._refuse(stream, grpc.StatusCode.INTERNAL, "the request ends inside a message")
                 return None
             message = bytes(body[start:start + length])
@@ -762,7 +784,40 @@ class H2Connection(asyncio.Protocol):
                     return None
             messages.append(message)
             offset = start + length
+        if partial and offset:
+            self._held -= offset
+            del body[:offset]
         return messages
+
+    def _start_streaming(self, stream: _Stream, handler: grpc.RpcMethodHandler) -> None:
+        """A client-streaming call runs from its headers on, fed message by message."""
+        stream.inbox = asyncio.Queue()
+        context = ServicerContext(stream.metadata, stream.deadline, self._loop, self._peer)
+        stream.context = context
+        stream.task = self._loop.create_task(self._call(stream, handler, None, context))
+        if stream.deadline is not None:
+            stream.timer = self._loop.call_at(stream.deadline, self._expire, stream)
+
+    def _feed(self, stream: _Stream, ended: bool) -> None:
+        inbox = stream.inbox
+        assert inbox is not None
+        messages = self._messages(stream, partial=not ended)
+        if messages is None:
+            self._cancel(stream)
+            self._streams.pop(stream.id, None)
+            return
+        if ended:
+            self._drop_body(stream)
+        for message in messages:
+            inbox.put_nowait(message)
+        if ended:
+            inbox.put_nowait(None)
+
+    async def _inbox(self, stream: _Stream, deserialize: Any) -> Any:
+        inbox = stream.inbox
+        assert inbox is not None
+        while (message := await inbox.get()) is not None:
+            yield deserialize(message) if deserialize else message
 
     def _dispatch(self, stream: _Stream) -> None:
         handler = self._server.method(stream.path, stream.metadata)
@@ -799,21 +854,20 @@ class H2Connection(asyncio.Protocol):
             return
         self._refuse(stream, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         self._streams.pop(stream.id, None)
-        self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(CANCEL)))
         self._cancel(stream)
 
-    async def _call(self, stream: _Stream, handler: grpc.RpcMethodHandler, messages: list[bytes],
+    async def _call(self, stream: _Stream, handler: grpc.RpcMethodHandler, messages: list[bytes] | None,
                     context: ServicerContext) -> None:
         try:
             deserialize = handler.request_deserializer
             if handler.request_streaming:
-                requests = [deserialize(m) for m in messages] if deserialize else messages
-                iterator = _iterate(requests)
+                iterator = self._inbox(stream, deserialize)
                 if handler.response_streaming:
                     replies = handler.stream_stream(iterator, context)
                 else:
                     result = handler.stream_unary(iterator, context)
             else:
+                assert messages is not None
                 request = deserialize(messages[0]) if deserialize else messages[0]
                 if handler.response_streaming:
                     replies = handler.unary_stream(request, context)
@@ -822,7 +876,9 @@ class H2Connection(asyncio.Protocol):
             serialize = handler.response_serializer
             if handler.response_streaming:
                 out = []
-                if hasattr(replies, "__aiter__"):
+                if asyncio.iscoroutine(replies):  # a grpc.aio-style handler that answers through context
+                    await replies
+                elif hasattr(replies, "__aiter__"):
                     async for reply in replies:
                         out.append(serialize(reply) if serialize else reply)
                 else:
@@ -1005,11 +1061,6 @@ class H2Connection(asyncio.Protocol):
         self._closing = True
         if self._transport is not None:
             self._transport.close()
-
-
-async def _iterate(items: list[Any]) -> Any:
-    for item in items:
-        yield item
 
 
 class NativeGrpcServer:
