@@ -1,7 +1,8 @@
-"""V2 gRPC edge: ``inference.GRPCInferenceService`` on a grpc.aio server of its own.
+"""V2 gRPC edge: ``inference.GRPCInferenceService`` on a server of its own, the native
+HTTP/2 edge (``h2_edge``, the default) or grpc.aio (``GRPC_SERVER=aio``).
 
 Served through a generic handler with no interceptors: ModelInfer takes the request
-bytes and parses them once (upb), and its answer is serialized here, so grpc.aio
+bytes and parses them once (upb), and its answer is serialized here, so the server
 does no extra (de)serialization work and no servicer indirection. The OTel spans
 are opened here (one SERVER span, one CLIENT span per Triton call), only when
 tracing is on. Triton's control methods (repository, shared memory, logging,
