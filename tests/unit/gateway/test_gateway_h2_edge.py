@@ -434,7 +434,24 @@ async def test_client_streams_run_as_messages_arrive_and_a_refusing_stream_answe
         await call.done_writing()
         assert await call == b"42"
         stream = channel.stream_stream("/test.Edge/Refuse")()  # never half-closed by the client
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stream.write(b"first")
             await asyncio.wait_for(stream.read(), 2)
-        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert await asyncio.wait_for(stream.code(), 2) == grpc.StatusCode.PERMISSION_DENIED
         assert await _call(channel, "Echo")(b"ok") == b"ok"
+
+
+async def test_rapid_reset_is_cut_off(served: tuple[NativeGrpcServer, Recorder]) -> None:
+    server, _ = served
+    raw = await Raw.open(server.port)
+    frames = []
+    for stream_id in range(1, 2 * 1100, 2):  # each call opened (and started) then reset at once
+        frames.append(h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, raw.request_block("/test.Edge/Slow")))
+        frames.append(h2.frame(h2.DATA, h2.END_STREAM, stream_id, _message(b"5")))
+        frames.append(h2.frame(h2.RST_STREAM, 0, stream_id, struct.pack(">I", h2.CANCEL)))
+    raw.send(*frames)
+    code, _ = await raw.until_goaway()
+    assert code == h2.ENHANCE_YOUR_CALM
+    raw.close()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        assert await _call(channel, "Echo")(b"fine") == b"fine"

@@ -303,7 +303,8 @@ class _Head:
 
 class _Stream:
     __slots__ = ("id", "path", "metadata", "deadline", "encoding", "body", "recv_window", "unacked",
-                 "send_window", "pending", "task", "timer", "half_closed", "closed", "refused", "context", "inbox")
+                 "send_window", "pending", "task", "timer", "half_closed", "closed", "refused", "context", "inbox",
+                 "handler")
 
     def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
         self.id = stream_id
@@ -323,6 +324,7 @@ class _Stream:
         self.refused = False      # answered early (size limit, bad headers); DATA still arriving is dropped
         self.context: ServicerContext | None = None
         self.inbox: asyncio.Queue[bytes | None] | None = None  # client-streaming calls only
+        self.handler: grpc.RpcMethodHandler | None = None
 
 
 class Limits:
@@ -366,6 +368,8 @@ class H2Connection(asyncio.Protocol):
         self._recv_unacked = 0
         self._recv_window = server.limits.connection_window  # what the client may still send us
         self._settings_seen = False
+        self._resets = 0     # open streams the client reset
+        self._answered = 0   # streams we answered
         self._held = 0  # request bytes received and not yet handed to a handler
         self._blocked: list[_Stream] = []
         self._goaway_sent = False
@@ -506,6 +510,10 @@ class H2Connection(asyncio.Protocol):
             if stream is not None:
                 stream.closed = True
                 self._cancel(stream)
+                # streams opened and reset at once, faster than they complete ("rapid reset")
+                self._resets += 1
+                if self._resets > 1000 and self._resets > self._answered:
+                    raise _ConnectionError(ENHANCE_YOUR_CALM, "too many streams reset by the client")
         elif kind == PRIORITY:
             if not stream_id:
                 raise _ConnectionError(PROTOCOL_ERROR, "PRIORITY on stream 0")
@@ -708,7 +716,8 @@ class H2Connection(asyncio.Protocol):
                 self._dispatch(stream)
             return
         if stream_id <= self._last_stream:
-            raise _ConnectionError(STREAM_CLOSED, f"HEADERS on closed stream {stream_id}")
+            # a stream we answered or reset early; the client may not have known yet (RFC 9113 5.1)
+            return
         self._last_stream = stream_id
         if self._goaway_sent:
             self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
@@ -738,6 +747,7 @@ class H2Connection(asyncio.Protocol):
                 if flags & END_STREAM:
                     stream.half_closed = True
                     stream.inbox.put_nowait(None)  # type: ignore[union-attr]
+                    self._run_streaming(stream)
                 return
         if flags & END_STREAM:
             stream.half_closed = True
@@ -790,13 +800,19 @@ class H2Connection(asyncio.Protocol):
         return messages
 
     def _start_streaming(self, stream: _Stream, handler: grpc.RpcMethodHandler) -> None:
-        """A client-streaming call runs from its headers on, fed message by message."""
+        """A client-streaming call runs from its first message (or its end) on, fed message by
+        message. Not from its headers: a grpcio client whose call ends while its first write is
+        still in progress reports INTERNAL instead of the status we sent."""
         stream.inbox = asyncio.Queue()
-        context = ServicerContext(stream.metadata, stream.deadline, self._loop, self._peer)
-        stream.context = context
-        stream.task = self._loop.create_task(self._call(stream, handler, None, context))
+        stream.handler = handler
         if stream.deadline is not None:
             stream.timer = self._loop.call_at(stream.deadline, self._expire, stream)
+
+    def _run_streaming(self, stream: _Stream) -> None:
+        if stream.task is None and stream.handler is not None:
+            context = ServicerContext(stream.metadata, stream.deadline, self._loop, self._peer)
+            stream.context = context
+            stream.task = self._loop.create_task(self._call(stream, stream.handler, None, context))
 
     def _feed(self, stream: _Stream, ended: bool) -> None:
         inbox = stream.inbox
@@ -812,6 +828,8 @@ class H2Connection(asyncio.Protocol):
             inbox.put_nowait(message)
         if ended:
             inbox.put_nowait(None)
+        if messages or ended:
+            self._run_streaming(stream)
 
     async def _inbox(self, stream: _Stream, deserialize: Any) -> Any:
         inbox = stream.inbox
@@ -1003,15 +1021,18 @@ class H2Connection(asyncio.Protocol):
             self._close_stream(stream)
 
     def _close_stream(self, stream: _Stream) -> None:
+        self._answered += 1
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
         if stream.half_closed:
             self._streams.pop(stream.id, None)
         elif stream.pending is None:
-            # answered before the client finished sending: tell it to stop
-            self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
-            self._streams.pop(stream.id, None)
+            # Answered before the client finished sending (a streaming call): what it still sends
+            # is dropped until its END_STREAM or RST_STREAM. No RST_STREAM(NO_ERROR) here: grpcio
+            # clients then fail a write in progress with INTERNAL instead of reading our status.
+            stream.refused = True
+            self._drop_body(stream)
         self._server.stream_done(self)
 
     def _cancel(self, stream: _Stream) -> None:
