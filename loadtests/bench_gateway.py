@@ -17,7 +17,8 @@ count and a time limit); BENCH_GATEWAY_TRACING=0 runs the gateway without the OT
 SDK; BENCH_GATEWAY_SAMPLE=0.01 samples that share of traces (parent-based ratio
 sampler; default: every request); BENCH_GATEWAY_LOG=0 runs without the prediction
 log; BENCH_GATEWAY_FLUSH_MS sets the log's flush interval; BENCH_GATEWAY_TRITON=grpc
-sends inference to Triton over gRPC instead of HTTP/1.1.
+sends inference to Triton over gRPC instead of HTTP/1.1; BENCH_GATEWAY_GRPC_SERVER=aio serves the
+gateway's gRPC port with grpc.aio instead of the native HTTP/2 edge (the default).
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ def main() -> int:
     sample = os.environ.get("BENCH_GATEWAY_SAMPLE", "")
     data_plane = os.environ.get("BENCH_GATEWAY_TRITON", "http")
     flush_ms = os.environ.get("BENCH_GATEWAY_FLUSH_MS", "100")
+    grpc_server = os.environ.get("BENCH_GATEWAY_GRPC_SERVER", "native")
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as scratch:
         root = Path(scratch)
         stack = Stack(StackConfig.for_tests(root / "stack"))
@@ -164,6 +166,7 @@ def main() -> int:
                       "tracing": tracing, "uvloop": os.environ.get("BENCH_GATEWAY_UVLOOP", "1") != "0",
                       "settings": {
                           "http_port": http_port, "grpc_port": free_port(), "run_dir": str(root / "gw"),
+                          "grpc_server": grpc_server,
                           "triton": {"http_url": cfg.triton_http_url, "grpc_url": cfg.triton_grpc_url,
                                      "model_repository": str(cfg.model_repository)},
                           "kafka": {"bootstrap_servers": cfg.kafka_bootstrap},
@@ -194,7 +197,7 @@ def main() -> int:
             stack.down()
     out.mkdir(parents=True, exist_ok=True)
     report = {"benchmark": "gateway", "tracing": tracing, "trace_sample": float(sample) if sample else 1.0,
-              "triton_data_plane": data_plane, "prediction_log": os.environ.get("BENCH_GATEWAY_LOG", "1") != "0",
+              "triton_data_plane": data_plane, "grpc_server": grpc_server, "prediction_log": os.environ.get("BENCH_GATEWAY_LOG", "1") != "0",
               "cpu_count": os.cpu_count(), "load_average_after": [round(v, 2) for v in os.getloadavg()],
               "cases": rows,
               "note": "Triton python backend on CPU; client, gateway, Triton and Kafka share this machine"}
