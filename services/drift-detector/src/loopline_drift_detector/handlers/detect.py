@@ -21,6 +21,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
 
 from google.protobuf.message import Message
 from loopline.events.v1 import drift_inputs_pb2 as dipb
@@ -164,25 +167,52 @@ class Detection:
                 if exc.retryable:
                     raise
                 unknown[(model, version)] = exc
-        decisions: list[DriftDecision] = []
+        # Every event is checked first, then each version's events are applied as a batch
+        # (the monitor's batch methods keep the per-event state and decisions, in order).
+        rows: dict[tuple[str, int], _Batch] = {}
+        counts = state.counts
         for index, p in enumerate(inputs.predictions):
-            tracked = versions.get((p.model, p.version))
+            key = (p.model, p.version)
+            tracked = versions.get(key)
             try:
                 if tracked is None:
-                    raise unknown[(p.model, p.version)]
-                decisions += _observe_prediction(state, tracked, p)
+                    raise unknown[key]
+                if not tracked.data_drift:
+                    counts["inputs_without_profile"] += 1
+                    continue
+                row = features_row(p.inputs)
+                if len(row) != len(tracked.feature_names):
+                    raise MalformedEvent(f"{p.model} v{p.version} has {len(tracked.feature_names)} "
+                                         f"features, the prediction {len(row)}", field="inputs")
+                at = _seconds(p.served_at, "served_at")
             except (MalformedEvent, LooplineError) as exc:
                 refused.append((index, p, exc))
+                continue
+            batch = rows.get(key)
+            if batch is None:
+                batch = rows[key] = _Batch(tracked)
+            batch.add(index, row, at, p.trace.traceparent)
+        outcomes: dict[tuple[str, int], _Batch] = {}
         for index, o in enumerate(inputs.labeled, start=len(inputs.predictions)):
             p = o.prediction
-            tracked = versions.get((p.model, p.version))
+            key = (p.model, p.version)
+            tracked = versions.get(key)
             try:
                 if tracked is None:
-                    raise unknown[(p.model, p.version)]
-                decisions += tracked.monitor.observe_outcome(not o.correct, at=_seconds(o.joined_at, "joined_at"),
-                                                             trace_id=trace_id(p.trace.traceparent))
+                    raise unknown[key]
+                at = _seconds(o.joined_at, "joined_at")
             except (MalformedEvent, LooplineError) as exc:
                 refused.append((index, o, exc))
+                continue
+            batch = outcomes.get(key)
+            if batch is None:
+                batch = outcomes[key] = _Batch(tracked)
+            batch.add(index, not o.correct, at, p.trace.traceparent)
+        decisions = _in_order([(b.indices[row], d) for b in rows.values()
+                               for row, d in b.tracked.monitor.observe_rows(
+                                   np.array(b.items, dtype=float), b.tracked.columns, b.ats, b.traces())])
+        decisions += _in_order([(b.indices[row], d) for b in outcomes.values()
+                                for row, d in b.tracked.monitor.observe_outcomes(b.items, b.ats, b.traces())])
         state.counts["events_dead_lettered"] += len(refused)
         return decisions
 
@@ -248,6 +278,33 @@ class Detection:
             tracked = state.versions[key] = Tracked(info.feature_names, monitor, data,
                                                     monitor.columns(info.feature_names))
         return tracked
+
+
+class _Batch:
+    """One version's events of a ``DriftInputs``, checked, in order."""
+
+    def __init__(self, tracked: Tracked) -> None:
+        self.tracked = tracked
+        self.indices: list[int] = []
+        self.items: list[Any] = []
+        self.ats: list[float] = []
+        self.traceparents: list[str] = []
+
+    def add(self, index: int, item: Any, at: float, traceparent: str) -> None:
+        self.indices.append(index)
+        self.items.append(item)
+        self.ats.append(at)
+        self.traceparents.append(traceparent)
+
+    def traces(self) -> list[str]:
+        return [trace_id(t) for t in self.traceparents]
+
+
+def _in_order(found: list[tuple[int, DriftDecision]]) -> list[DriftDecision]:
+    """Decisions of several versions' batches in the order of their events (stable within one)."""
+    if len(found) > 1:
+        found = sorted(found, key=lambda f: f[0])  # stable: one event's decisions keep their order
+    return [d for _, d in found]
 
 
 def _observe_prediction(state: PartitionState, tracked: Tracked, message: epb.PredictionLogged) -> list[DriftDecision]:
