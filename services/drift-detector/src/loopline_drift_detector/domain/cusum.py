@@ -113,21 +113,26 @@ class CUSUM(Detector):
         knots = self.__dict__.get("_knot_arrays")
         if knots is None:
             xs_list, zs_list, below, above = self.reference._score_knots
-            knots = self._knot_arrays = (np.asarray(xs_list, dtype=float), np.asarray(zs_list, dtype=float),
-                                         below, above)
-        xs, zs, below, above = knots
+            if len(xs_list) < 2:
+                knots = self._knot_arrays = ()
+            else:
+                xs, zs = np.asarray(xs_list, dtype=float), np.asarray(zs_list, dtype=float)
+                # Per interval between knots: the rise and run of zs[i] - zs[i-1] and xs[i] - xs[i-1].
+                knots = self._knot_arrays = (xs, zs, zs[1:] - zs[:-1], xs[1:] - xs[:-1], below, above)
+        if not knots:
+            return [self.reference.normal_score(x) for x in values]
+        xs, zs, rise, run, below, above = knots
         x = np.asarray(values, dtype=float)
-        i = np.searchsorted(xs, x, side="right")  # bisect_right
-        last = len(xs) - 1
-        lo = np.clip(i - 1, 0, last)
-        hi = np.minimum(i, last)
-        x0, z0 = xs[lo], zs[lo]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = z0 + (zs[hi] - z0) * (x - x0) / (xs[hi] - x0)
+        i = xs.searchsorted(x, "right")  # bisect_right
+        at = i - 1  # the knot at or below x
+        np.maximum(at, 0, out=at)
+        interval = np.minimum(at, len(run) - 1)
+        x0 = xs[interval]
+        z = zs[interval] + rise[interval] * (x - x0) / run[interval]
         z[i == 0] = below
-        z[i > last] = above
-        exact = (i > 0) & (x0 == x)
-        z[exact] = z0[exact]
+        z[i == len(xs)] = above
+        exact = (xs[at] == x) & (i > 0)
+        z[exact] = zs[at[exact]]
         return z.tolist()  # type: ignore[no-any-return]
 
     def __getstate__(self) -> dict[str, object]:
