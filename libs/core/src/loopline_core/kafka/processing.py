@@ -122,7 +122,17 @@ class RecordProcessor:
     def _delivery(self, record: ConsumerRecord[bytes, bytes], headers: Headers) -> Delivery:
         event = decode(record.value, headers, self.types)
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
-        return Delivery(record.topic, record.partition, record.offset, key, event, headers)
+        # As in ``cloudevents.decode``: the frozen dataclass filled directly, the same object
+        # as ``Delivery(...)`` gives at a fraction of the cost (one per record).
+        delivery = _new_object(Delivery)
+        fields = delivery.__dict__
+        fields["topic"] = record.topic
+        fields["partition"] = record.partition
+        fields["offset"] = record.offset
+        fields["key"] = key
+        fields["event"] = event
+        fields["headers"] = headers
+        return delivery
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes], headers: Headers,
                       span: Span) -> None:
@@ -158,3 +168,6 @@ class RecordProcessor:
             else:
                 self.stats.dead_lettered += 1
                 return True
+
+
+_new_object = object.__new__
