@@ -137,3 +137,23 @@ def test_a_monitor_fed_batches_decides_as_one_fed_event_by_event(settings: dict[
         assert repr(got) == repr(expected)  # repr: summaries may hold NaN, which equals nothing
         assert many.value_counts() == one.value_counts()
         assert pickle.dumps(many, protocol=pickle.HIGHEST_PROTOCOL) == pickle.dumps(one, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def test_our_hddm_a_runs_as_rivers_own() -> None:
+    from river import drift
+
+    from loopline_drift_detector.domain.river_concept import _HDDM_A
+
+    for seed, two_sided in ((0, False), (1, True)):
+        ours, theirs = _HDDM_A(1e-4, 5e-3, two_sided), drift.binary.HDDM_A(1e-4, 5e-3, two_sided)
+        bits = synthetic.error_bits(seed, 3000, 3000, 0.2, 0.5).tolist()
+        bits += synthetic.error_bits(seed + 7, 0, 3000, 0.5, 0.1).tolist()
+        seen = []
+        for bit in bits:
+            ours.update(bit)
+            theirs.update(bit)
+            assert (ours.drift_detected, ours.warning_detected) == (theirs.drift_detected, theirs.warning_detected)
+            seen.append(ours.drift_detected)
+            assert [vars(getattr(ours, m)) for m in ("_z", "_x_min", "_x_max")] == \
+                [vars(getattr(theirs, m)) for m in ("_z", "_x_min", "_x_max")]
+        assert sum(seen) >= 1

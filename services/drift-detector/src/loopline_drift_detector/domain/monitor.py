@@ -116,7 +116,7 @@ class ModelMonitor:
         for position, ((_, stream), column) in enumerate(zip(self._features, columns)):
             xs = rows[:, column] if column >= 0 else missing
             found += [(row, position, d) for row, d in stream.offer_many(xs, ats, traces)]
-        self._traces.extend(t for t in trace_ids if t)
+        _keep_latest(self._traces, trace_ids)
         found.sort(key=lambda f: (f[0], f[1]))
         return [(row, d) for row, _, d in found]
 
@@ -128,7 +128,7 @@ class ModelMonitor:
         traces = _TracesAt(self._outcome_traces, trace_ids)
         for position, stream in enumerate(self._error_streams):
             found += [(row, position, d) for row, d in stream.offer_many(errors, ats, traces)]
-        self._outcome_traces.extend(t for t in trace_ids if t)
+        _keep_latest(self._outcome_traces, trace_ids)
         found.sort(key=lambda f: (f[0], f[1]))
         return [(row, d) for row, _, d in found]
 
@@ -149,6 +149,21 @@ class ModelMonitor:
         if self._error_streams:
             counts["errors"] = self._error_streams[0].counts
         return counts
+
+
+def _keep_latest(kept: deque[str], trace_ids: Sequence[str]) -> None:
+    """``kept.extend(t for t in trace_ids if t)``, reading only the latest that stay."""
+    size = kept.maxlen
+    if not size:
+        return
+    latest: list[str] = []
+    for j in range(len(trace_ids) - 1, -1, -1):
+        t = trace_ids[j]
+        if t:
+            latest.append(t)
+            if len(latest) == size:
+                break
+    kept.extend(reversed(latest))
 
 
 class _TracesAt:

@@ -21,10 +21,11 @@ change at 1039: error rate 0.18 -> 0.37
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from typing import Any, ClassVar
 
-from river import drift
+from river import drift, stats
 
 from loopline_drift_detector.domain.detector import Detector, Summary
 from loopline_core.profiles.values import ErrorGuard
@@ -83,12 +84,32 @@ class EDDMDetector(_RiverErrors):
         super().__init__(drift.binary.EDDM(warm_start, alpha, beta), beta)
 
 
+class _Mean(stats.Mean):
+    """river's running mean, whose copy with its state is ``copy.copy``: the same object
+    as ``clone(include_attributes=True)`` gives (its state is two floats), without
+    river's parameter inspection, which HDDM_A pays on most updates."""
+
+    def clone(self, new_params: dict[str, Any] | None = None, include_attributes: bool = False) -> Any:
+        if new_params or not include_attributes:
+            return super().clone(new_params, include_attributes)
+        return copy.copy(self)
+
+
+class _HDDM_A(drift.binary.HDDM_A):  # noqa: N801 - river's name
+    """river's HDDM_A, unchanged, keeping its means as ``_Mean`` (cheap to copy).
+    A checkpoint of river's own class still loads and runs as before."""
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._x_min, self._x_max, self._z = _Mean(), _Mean(), _Mean()
+
+
 class HDDMADetector(_RiverErrors):
     name = "hddm_a"
 
     def __init__(self, drift_confidence: float = 0.001, warning_confidence: float = 0.005) -> None:
         self.drift_confidence, self.warning_confidence = drift_confidence, warning_confidence
-        super().__init__(drift.binary.HDDM_A(drift_confidence, warning_confidence), drift_confidence)
+        super().__init__(_HDDM_A(drift_confidence, warning_confidence), drift_confidence)
 
 
 class HDDMWDetector(_RiverErrors):

@@ -118,6 +118,7 @@ class Stream:
                 return []
         detectors = self._detectors
         m, base = len(values), self._n
+        valid_ats = ats if len(positions) == len(ats) else [ats[p] for p in positions]
         fires = [d._learn_many(values, 0) for d in detectors]
         out: list[tuple[int, DriftDecision]] = []
         kept = 0  # values[:kept] are in the times and recent values
@@ -140,7 +141,7 @@ class Stream:
                 else:
                     self._last_decision = index
                     raw = positions[i]
-                    times.extend(ats[p] for p in positions[kept:i + 1])
+                    times.extend(valid_ats[kept:i + 1])
                     recent.extend(values[kept:i + 1])
                     kept = i + 1
                     counts = _replayed(guard, before, xs, raw)
@@ -149,7 +150,7 @@ class Stream:
             for j, detector in enumerate(detectors):
                 if fires[j] == i:
                     fires[j] = detector._learn_many(values, i + 1)
-        times.extend(ats[p] for p in positions[kept:])
+        times.extend(valid_ats[kept:] if kept else valid_ats)
         recent.extend(values[kept:])
         self._n = base + m
         return out

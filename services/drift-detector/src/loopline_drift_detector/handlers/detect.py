@@ -42,7 +42,7 @@ from loopline_drift_detector.adapters.registry import VersionSource
 from loopline_drift_detector.domain.config import MonitorConfig
 from loopline_drift_detector.domain.decisions import DriftDecision
 from loopline_drift_detector.domain.monitor import ModelMonitor
-from loopline_drift_detector.handlers.inputs import features_row
+from loopline_drift_detector.handlers.inputs import FEATURES, features_row
 from loopline_drift_detector.handlers.metrics import DriftMetrics
 from loopline_drift_detector.handlers.outbox import StatePersistence, drift_outbox, retrain_outbox
 from loopline_drift_detector.handlers.state import PartitionState, Tracked
@@ -157,8 +157,10 @@ class Detection:
         applied, so a retryable registry failure leaves the state untouched (the batch is
         retried); refused events are added to ``refused`` (index, event, why)."""
         versions = state.versions
-        wanted = {(p.model, p.version) for p in inputs.predictions}
-        wanted.update((o.prediction.model, o.prediction.version) for o in inputs.labeled)
+        predictions, outcomes = list(inputs.predictions), list(inputs.labeled)
+        prediction_keys = [(p.model, p.version) for p in predictions]
+        outcome_keys = [(o.prediction.model, o.prediction.version) for o in outcomes]
+        wanted = set(prediction_keys).union(outcome_keys)
         unknown: dict[tuple[str, int], LooplineError] = {}
         for model, version in sorted(wanted.difference(versions)):
             try:
@@ -167,52 +169,67 @@ class Detection:
                 if exc.retryable:
                     raise
                 unknown[(model, version)] = exc
-        # Every event is checked first, then each version's events are applied as a batch
-        # (the monitor's batch methods keep the per-event state and decisions, in order).
-        rows: dict[tuple[str, int], _Batch] = {}
-        counts = state.counts
-        for index, p in enumerate(inputs.predictions):
-            key = (p.model, p.version)
-            tracked = versions.get(key)
+        # Every event is checked first (as ``_observe_prediction`` and ``_apply`` do, in the
+        # same order), then each version's events are applied as a batch: the monitor's
+        # batch methods keep the per-event state and decisions, in order.
+        groups: dict[tuple[str, int], _Batch | LooplineError | None] = {}
+        without_profile = 0
+        for index, (p, key) in enumerate(zip(predictions, prediction_keys)):
+            group = groups.get(key, _NEW)
+            if group is _NEW:
+                group = groups[key] = _group(versions.get(key), unknown.get(key), for_rows=True)
+            if type(group) is not _Batch:
+                if group is None:
+                    without_profile += 1
+                else:
+                    refused.append((index, p, group))  # type: ignore[arg-type]
+                continue
             try:
-                if tracked is None:
-                    raise unknown[key]
-                if not tracked.data_drift:
-                    counts["inputs_without_profile"] += 1
-                    continue
-                row = features_row(p.inputs)
-                if len(row) != len(tracked.feature_names):
-                    raise MalformedEvent(f"{p.model} v{p.version} has {len(tracked.feature_names)} "
-                                         f"features, the prediction {len(row)}", field="inputs")
-                at = _seconds(p.served_at, "served_at")
-            except (MalformedEvent, LooplineError) as exc:
+                row = _row(p, group.width)
+                stamp = p.served_at
+                seconds, nanos = stamp.seconds, stamp.nanos
+                if seconds == 0 and nanos == 0:
+                    raise MalformedEvent("the event carries no time", field="served_at")
+            except MalformedEvent as exc:
                 refused.append((index, p, exc))
                 continue
-            batch = rows.get(key)
-            if batch is None:
-                batch = rows[key] = _Batch(tracked)
-            batch.add(index, row, at, p.trace.traceparent)
-        outcomes: dict[tuple[str, int], _Batch] = {}
-        for index, o in enumerate(inputs.labeled, start=len(inputs.predictions)):
-            p = o.prediction
-            key = (p.model, p.version)
-            tracked = versions.get(key)
-            try:
-                if tracked is None:
-                    raise unknown[key]
-                at = _seconds(o.joined_at, "joined_at")
-            except (MalformedEvent, LooplineError) as exc:
-                refused.append((index, o, exc))
+            group.indices.append(index)
+            group.items.append(row)
+            group.ats.append(seconds + nanos // 1000 / 1e6)
+            group.traceparents.append(p.trace.traceparent)
+        if without_profile:
+            state.counts["inputs_without_profile"] += without_profile
+        outcome_groups: dict[tuple[str, int], _Batch | LooplineError | None] = {}
+        for index, (o, key) in enumerate(zip(outcomes, outcome_keys), start=len(predictions)):
+            group = outcome_groups.get(key, _NEW)
+            if group is _NEW:
+                group = outcome_groups[key] = _group(versions.get(key), unknown.get(key), for_rows=False)
+            if type(group) is not _Batch:
+                refused.append((index, o, group))  # type: ignore[arg-type]
                 continue
-            batch = outcomes.get(key)
-            if batch is None:
-                batch = outcomes[key] = _Batch(tracked)
-            batch.add(index, not o.correct, at, p.trace.traceparent)
-        decisions = _in_order([(b.indices[row], d) for b in rows.values()
-                               for row, d in b.tracked.monitor.observe_rows(
-                                   np.array(b.items, dtype=float), b.tracked.columns, b.ats, b.traces())])
-        decisions += _in_order([(b.indices[row], d) for b in outcomes.values()
-                                for row, d in b.tracked.monitor.observe_outcomes(b.items, b.ats, b.traces())])
+            stamp = o.joined_at
+            seconds, nanos = stamp.seconds, stamp.nanos
+            if seconds == 0 and nanos == 0:
+                refused.append((index, o, MalformedEvent("the event carries no time", field="joined_at")))
+                continue
+            group.indices.append(index)
+            group.items.append(not o.correct)
+            group.ats.append(seconds + nanos // 1000 / 1e6)
+            group.traceparents.append(o.prediction.trace.traceparent)
+        found = []
+        for group in groups.values():
+            if type(group) is _Batch and group.indices:
+                monitor = group.tracked.monitor
+                found += [(group.indices[row], d) for row, d in monitor.observe_rows(
+                    np.array(group.items, dtype=float), group.tracked.columns, group.ats, _TraceIds(group.traceparents))]
+        decisions = _in_order(found)
+        found = []
+        for group in outcome_groups.values():
+            if type(group) is _Batch and group.indices:
+                monitor = group.tracked.monitor
+                found += [(group.indices[row], d) for row, d in monitor.observe_outcomes(
+                    group.items, group.ats, _TraceIds(group.traceparents))]
+        decisions += _in_order(found)
         state.counts["events_dead_lettered"] += len(refused)
         return decisions
 
@@ -285,19 +302,56 @@ class _Batch:
 
     def __init__(self, tracked: Tracked) -> None:
         self.tracked = tracked
+        self.width = len(tracked.feature_names)
         self.indices: list[int] = []
         self.items: list[Any] = []
         self.ats: list[float] = []
         self.traceparents: list[str] = []
 
-    def add(self, index: int, item: Any, at: float, traceparent: str) -> None:
-        self.indices.append(index)
-        self.items.append(item)
-        self.ats.append(at)
-        self.traceparents.append(traceparent)
 
-    def traces(self) -> list[str]:
-        return [trace_id(t) for t in self.traceparents]
+_NEW = object()
+
+
+def _group(tracked: Tracked | None, unknown: LooplineError | None, *, for_rows: bool) -> _Batch | LooplineError | None:
+    """Where a version's events go: its batch; its registry error (each is refused); None
+    (predictions of a version without a reference profile: counted)."""
+    if tracked is None:
+        assert unknown is not None
+        return unknown
+    if for_rows and not tracked.data_drift:
+        return None
+    return _Batch(tracked)
+
+
+def _row(p: epb.PredictionLogged, width: int) -> list[float]:
+    """``features_row``, checked against the version's width; the common case (the one
+    ``features`` tensor, well formed) read at once."""
+    inputs = p.inputs
+    if len(inputs) == 1:
+        tensor = inputs[0]
+        if tensor.name == FEATURES and tensor.datatype == "FP32":
+            shape, values = tensor.shape, tensor.fp_contents
+            if len(shape) == 2 and shape[0] == 1 and shape[1] == len(values) == width:
+                return list(values)
+    row = features_row(inputs)
+    if len(row) != width:
+        raise MalformedEvent(f"{p.model} v{p.version} has {width} features, the prediction {len(row)}",
+                             field="inputs")
+    return row
+
+
+class _TraceIds:
+    """The trace ids of a batch's events, each read from its traceparent when asked
+    (a monitor reads the latest few, and those of its decisions)."""
+
+    def __init__(self, traceparents: list[str]) -> None:
+        self._traceparents = traceparents
+
+    def __len__(self) -> int:
+        return len(self._traceparents)
+
+    def __getitem__(self, i: int) -> str:
+        return trace_id(self._traceparents[i])
 
 
 def _in_order(found: list[tuple[int, DriftDecision]]) -> list[DriftDecision]:
