@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,7 +96,7 @@ class Stream:
         latest trace ids as they were when the value at ``i`` came (read only for a
         decision). ``xs`` may be a float64 numpy array: it is guarded at once."""
         guard = self._guard
-        before = replace(guard.counts)
+        before = vars(guard.counts).copy()  # the counts before the batch (a decision replays from them)
         if type(guard) is NumberGuard and type(xs) is np.ndarray:
             positions, values = _accept_array(guard, xs)
         else:
@@ -202,10 +201,10 @@ def _accept_array(guard: NumberGuard, xs: np.ndarray) -> tuple[Sequence[int], li
     return np.flatnonzero(valid).tolist(), xs[valid].tolist()
 
 
-def _replayed(guard: Any, before: ValueCounts, xs: Sequence[Any], last: int) -> ValueCounts:
+def _replayed(guard: Any, before: dict[str, int], xs: Sequence[Any], last: int) -> ValueCounts:
     """The guard's counts as they were once it had taken ``xs[:last + 1]`` (a decision's evidence)."""
     twin = copy.copy(guard)
-    twin.counts = replace(before)
+    twin.counts = ValueCounts(**before)
     for x in (xs[:last + 1].tolist() if type(xs) is np.ndarray else xs[:last + 1]):
         twin.accept(x)
     return twin.counts
