@@ -109,8 +109,8 @@ class Detection:
                 self._dirty.add(partition)
                 for decision in decisions:
                     outbox += self._decided(state, partition, decision)
-                for index, refused_message, exc in refused:
-                    await self._dead_letter(delivery, index, refused_message, exc)
+                if refused:
+                    await self._dead_letter_all(delivery, refused)
         finally:
             if outbox or self._monotonic() - self._saved_at.get(partition, 0.0) >= self._interval:
                 await self._save(partition, outbox)
@@ -232,6 +232,16 @@ class Detection:
         decisions += _in_order(found)
         state.counts["events_dead_lettered"] += len(refused)
         return decisions
+
+    async def _dead_letter_all(self, delivery: Delivery, refused: list[tuple[int, Message, Exception]]) -> None:
+        """The refused events of one record, sent together (a version the registry does not
+        know refuses all its events: one acknowledged round trip each, one after another,
+        would take milliseconds per event). Each is still sent alone, in order."""
+        results = await asyncio.gather(*(self._dead_letter(delivery, index, message, exc)
+                                         for index, message, exc in refused), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _dead_letter(self, delivery: Delivery, index: int, message: Message, exc: Exception) -> None:
         """One refused event of a ``DriftInputs``, as a record of its own type on ``<topic>.dlq``."""
