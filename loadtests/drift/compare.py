@@ -49,6 +49,7 @@ def main() -> int:
     paths = {"before": tree(base), "after": tree(after) if after else ""}
     cwd = {"before": str(base), "after": str(after or Path.cwd())}
     events = workload.stream(n)
+    home = os.getcwd()
     runs: dict[str, dict[str, list[float]]] = {v: {"alone": [], "in_memory": [], "kafka": [], "wall": []}
                                                for v in paths}
     with tempfile.TemporaryDirectory(prefix="drift-compare-") as tmp:
@@ -62,13 +63,15 @@ def main() -> int:
                     out = subprocess.run([sys.executable, "-c", IN_PROCESS.format(n=n)], cwd=cwd[variant], env=env,
                                          capture_output=True, text=True, check=True)
                     local = json.loads(out.stdout.strip().splitlines()[-1])
-                    os.environ["PYTHONPATH"] = path  # the served process inherits it
+                    os.environ["PYTHONPATH"] = path  # the served process inherits it,
+                    os.chdir(cwd[variant])  # and runs its own tree's loadtests.drift.serve
                     try:
                         k = asyncio.run(service.kafka_run(stack.config.kafka_bootstrap, stack.config.postgres_dsn,
                                                           Path(tmp) / f"run-{r}-{variant}", events,
                                                           broker_pid=kafka.pid))
                     finally:
                         os.environ.pop("PYTHONPATH")
+                        os.chdir(home)
                     runs[variant]["alone"].append(local["alone"])
                     runs[variant]["in_memory"].append(local["in_memory"])
                     runs[variant]["kafka"].append(k["events_per_cpu_s"])
