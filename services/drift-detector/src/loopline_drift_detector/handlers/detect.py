@@ -5,7 +5,9 @@ routers before batching, one ``PredictionLogged`` or ``LabeledPrediction``. Per
 partition batch: records below the partition's applied offset are skipped (a
 replay after a restart, or the consumer re-running a failed batch record by record),
 so each record changes the state exactly once. Within a ``DriftInputs``, the model
-versions are looked up first, then every event is applied; an event the version's
+versions are looked up first, then every event is checked and each version's events
+are applied as one batch (``ModelMonitor.observe_rows``: the same state and decisions
+as event by event); an event the version's
 signature refuses (width), or of a version the registry does not know, is
 dead-lettered alone, as a record of its own type, once the record's offset and
 decisions are in the state (a failed send can then not apply the record twice).
