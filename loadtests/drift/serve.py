@@ -16,7 +16,7 @@ from loopline_core.settings import load
 from loopline_core.telemetry import setup_tracing
 
 from loadtests.drift.workload import versions
-from loopline_drift_detector.bootstrap import build
+from loopline_drift_detector.bootstrap import build, settle_heap
 from loopline_drift_detector.settings import DriftSettings
 
 
@@ -24,7 +24,9 @@ def main() -> int:
     settings = load(DriftSettings)
     setup_logging(settings.service_name)
     setup_tracing(settings.service_name, settings.telemetry)
-    return asyncio.run(build(settings, versions=versions()).run())
+    service = build(settings, versions=versions())
+    settle_heap()
+    return asyncio.run(service.run())
 
 
 if __name__ == "__main__":

@@ -112,3 +112,22 @@ def test_persistent_drift_asks_once_per_cooldown_across_a_restart() -> None:
     before = run(monitor, policy, 0, 4000)
     monitor, policy = checkpoint.loads(checkpoint.dumps((monitor, policy), key=b"k"), key=b"k")
     assert before + run(monitor, policy, 4000, len(errors)) == uninterrupted
+
+
+def test_a_concept_drift_request_asks_for_data_from_about_where_the_error_rate_rose() -> None:
+    """The evidence of an error-stream detector starts at its change-point estimate, not a
+    fixed window back: a retrain request's data_since leaves out the labels of before."""
+    offsets = []
+    for seed in range(15):
+        monitor = ModelMonitor("churn", 3, ReferenceProfile({}, 0))  # no validation: concept drift alone
+        policy, request = RetrainPolicy(), None
+        for i, error in enumerate(synthetic.error_bits(seed, 1000, 1000, 0.2, 0.5).tolist()):
+            for decision in monitor.observe_outcome(bool(error), at=T0 + timedelta(seconds=i)):
+                request = request or policy.on_drift(decision)
+            if request is not None:
+                break
+        assert request is not None
+        offsets.append((request.data_since - (T0 + timedelta(seconds=1000))).total_seconds())
+    offsets.sort()
+    assert abs(offsets[len(offsets) // 2]) <= 10, offsets  # the median within 10 labels of the change
+    assert sum(o < -40 for o in offsets) <= 2, offsets

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from loopline_core.kafka.consumer import ConsumerStats
 
 log = logging.getLogger(__name__)
+Headers = tuple[tuple[str, bytes], ...]
 
 
 @dataclass
@@ -44,7 +45,7 @@ class RecordProcessor:
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> bool:
         """True once the record is handled or dead-lettered; False when a stop cut
         it short (it must stay uncommitted, to be redelivered)."""
-        headers = list(record.headers or ())
+        headers = tuple(record.headers or ())  # one copy, shared with the Delivery
         with process_span(record.topic, headers, group_id=self.group_id, partition=record.partition,
                           offset=record.offset) as span:
             attempts = 0
@@ -77,7 +78,7 @@ class RecordProcessor:
         """
         deliveries: list[Delivery] = []
         for record in records:
-            headers = list(record.headers or ())
+            headers = tuple(record.headers or ())  # one copy, shared with the Delivery
             try:
                 deliveries.append(self._delivery(record, headers))
             except Exception as exc:  # noqa: BLE001 - an undecodable record is dead-lettered
@@ -118,12 +119,22 @@ class RecordProcessor:
                 return done
         return len(records)
 
-    def _delivery(self, record: ConsumerRecord[bytes, bytes], headers: list[tuple[str, bytes]]) -> Delivery:
+    def _delivery(self, record: ConsumerRecord[bytes, bytes], headers: Headers) -> Delivery:
         event = decode(record.value, headers, self.types)
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
-        return Delivery(record.topic, record.partition, record.offset, key, event, tuple(headers))
+        # As in ``cloudevents.decode``: the frozen dataclass filled directly, the same object
+        # as ``Delivery(...)`` gives at a fraction of the cost (one per record).
+        delivery = _new_object(Delivery)
+        fields = delivery.__dict__
+        fields["topic"] = record.topic
+        fields["partition"] = record.partition
+        fields["offset"] = record.offset
+        fields["key"] = key
+        fields["event"] = event
+        fields["headers"] = headers
+        return delivery
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes], headers: list[tuple[str, bytes]],
+    async def _handle(self, record: ConsumerRecord[bytes, bytes], headers: Headers,
                       span: Span) -> None:
         delivery = self._delivery(record, headers)
         span.set_attribute("messaging.message.id", delivery.event.id)
@@ -135,7 +146,7 @@ class RecordProcessor:
             await asyncio.wait_for(self.stopping.wait(), seconds)
         return not self.stopping.is_set()
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], headers: list[tuple[str, bytes]],
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], headers: Headers,
                            exc: Exception, attempts: int) -> bool:
         failure = Failure(exc, attempts, self.group_id, self.clock())
         topic = dead_letter_topic(record.topic)
@@ -157,3 +168,6 @@ class RecordProcessor:
             else:
                 self.stats.dead_lettered += 1
                 return True
+
+
+_new_object = object.__new__

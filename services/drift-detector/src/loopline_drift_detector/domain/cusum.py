@@ -25,6 +25,9 @@ change at 1041, estimated start 999
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
+
+import numpy as np
 
 from loopline_drift_detector.domain.detector import Detector, Summary
 from loopline_core.profiles.reference import NumericProfile
@@ -68,6 +71,74 @@ class CUSUM(Detector):
         else:
             down[0], down[1], down[2] = 0.0, 0, 0.0
         return up[0] > self.h or down[0] > self.h
+
+    def _learn_many(self, values: Sequence[float], start: int) -> int:
+        """``_learn`` value by value, with the normal scores computed for the batch at
+        once in the same float64 arithmetic (the same scores to the last bit)."""
+        m = len(values)
+        if start >= m:
+            return m
+        if self._fired:
+            self._restart()
+        up, down = self._up, self._down
+        u, u_run, u_sum = up
+        d, d_run, d_sum = down
+        k, h = self.k, self.h
+        i = start
+        for z in self._scores(values[start:] if start else values):
+            x = values[i]
+            s = u + z - k
+            if s > 0.0:
+                u, u_run, u_sum = s, u_run + 1, u_sum + x
+            else:
+                u, u_run, u_sum = 0.0, 0, 0.0
+            s = d - z - k
+            if s > 0.0:
+                d, d_run, d_sum = s, d_run + 1, d_sum + x
+            else:
+                d, d_run, d_sum = 0.0, 0, 0.0
+            if u > h or d > h:
+                up[0], up[1], up[2], down[0], down[1], down[2] = u, u_run, u_sum, d, d_run, d_sum
+                self._n += i - start + 1
+                self._drift = self._fired = True
+                return i
+            i += 1
+        up[0], up[1], up[2], down[0], down[1], down[2] = u, u_run, u_sum, d, d_run, d_sum
+        self._n += m - start
+        self._drift = self._fired = False
+        return m
+
+    def _scores(self, values: Sequence[float]) -> list[float]:
+        """``_learn``'s normal scores of ``values``: the same operations, in the same order."""
+        knots = self.__dict__.get("_knot_arrays")
+        if knots is None:
+            xs_list, zs_list, below, above = self.reference._score_knots
+            if len(xs_list) < 2:
+                knots = self._knot_arrays = ()
+            else:
+                xs, zs = np.asarray(xs_list, dtype=float), np.asarray(zs_list, dtype=float)
+                # Per interval between knots: the rise and run of zs[i] - zs[i-1] and xs[i] - xs[i-1].
+                knots = self._knot_arrays = (xs, zs, zs[1:] - zs[:-1], xs[1:] - xs[:-1], below, above)
+        if not knots:
+            return [self.reference.normal_score(x) for x in values]
+        xs, zs, rise, run, below, above = knots
+        x = np.asarray(values, dtype=float)
+        i = xs.searchsorted(x, "right")  # bisect_right
+        at = i - 1  # the knot at or below x
+        np.maximum(at, 0, out=at)
+        interval = np.minimum(at, len(run) - 1)
+        x0 = xs[interval]
+        z = zs[interval] + rise[interval] * (x - x0) / run[interval]
+        z[i == 0] = below
+        z[i == len(xs)] = above
+        exact = (xs[at] == x) & (i > 0)
+        z[exact] = zs[at[exact]]
+        return z.tolist()  # type: ignore[no-any-return]
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state.pop("_knot_arrays", None)  # rebuilt from the reference when needed
+        return state
 
     def summary(self) -> Summary:
         side, direction = (self._up, 1.0) if self._up[0] >= self._down[0] else (self._down, -1.0)

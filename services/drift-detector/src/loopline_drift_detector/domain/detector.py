@@ -8,7 +8,7 @@ update, so ``summary()`` right after a firing still describes the evidence.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -79,6 +79,22 @@ class Detector(abc.ABC):
             self._restart()
         self._n += 1
         self._drift = self._fired = self._learn(value)
+
+    def _learn_many(self, values: Sequence[Any], start: int) -> int:
+        """``_update_checked`` for ``values[start:]`` in turn, up to the first that fires:
+        its position, or ``len(values)`` when none did (``Stream.offer_many``). A
+        detector may learn a batch faster here; its state must stay the same as value
+        by value (see tests/unit/drift/test_drift_batches.py)."""
+        learn = self._learn
+        for i in range(start, len(values)):
+            if self._fired:
+                self._restart()
+            self._n += 1
+            if learn(values[i]):
+                self._drift = self._fired = True
+                return i
+            self._drift = self._fired = False
+        return len(values)
 
     @abc.abstractmethod
     def _learn(self, value: Any) -> bool:

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from loopline_drift_detector.domain.catalogue import (
     ValidationMetrics,
     concept_detector,
@@ -103,6 +105,33 @@ class ModelMonitor:
                 decisions.append(decision)
         return decisions
 
+    def observe_rows(self, rows: np.ndarray, columns: Sequence[int], ats: Sequence[float],
+                     trace_ids: Sequence[str]) -> list[tuple[int, DriftDecision]]:
+        """``observe_row`` for each row of ``rows`` (float64, one row per prediction) in
+        turn, at ``ats`` (POSIX seconds), feature by feature over the whole batch: the
+        same state and the same decisions, in the same order, each with its row."""
+        found: list[tuple[int, int, DriftDecision]] = []
+        traces = _TracesAt(self._traces, trace_ids)
+        missing = [None] * len(ats)
+        for position, ((_, stream), column) in enumerate(zip(self._features, columns)):
+            xs = rows[:, column] if column >= 0 else missing
+            found += [(row, position, d) for row, d in stream.offer_many(xs, ats, traces)]
+        _keep_latest(self._traces, trace_ids)
+        found.sort(key=lambda f: (f[0], f[1]))
+        return [(row, d) for row, _, d in found]
+
+    def observe_outcomes(self, errors: Sequence[Any], ats: Sequence[float],
+                         trace_ids: Sequence[str]) -> list[tuple[int, DriftDecision]]:
+        """``observe_outcome`` for each error in turn: the same state and decisions, in the
+        same order, each with its position."""
+        found: list[tuple[int, int, DriftDecision]] = []
+        traces = _TracesAt(self._outcome_traces, trace_ids)
+        for position, stream in enumerate(self._error_streams):
+            found += [(row, position, d) for row, d in stream.offer_many(errors, ats, traces)]
+        _keep_latest(self._outcome_traces, trace_ids)
+        found.sort(key=lambda f: (f[0], f[1]))
+        return [(row, d) for row, _, d in found]
+
     def observe_outcome(self, error: Any, *, at: datetime | float, trace_id: str = "") -> list[DriftDecision]:
         """Whether a labelled prediction was wrong (``error=True``), never the other way round."""
         if trace_id:
@@ -120,6 +149,44 @@ class ModelMonitor:
         if self._error_streams:
             counts["errors"] = self._error_streams[0].counts
         return counts
+
+
+def _keep_latest(kept: deque[str], trace_ids: Sequence[str]) -> None:
+    """``kept.extend(t for t in trace_ids if t)``, reading only the latest that stay."""
+    size = kept.maxlen
+    if not size:
+        return
+    latest: list[str] = []
+    for j in range(len(trace_ids) - 1, -1, -1):
+        t = trace_ids[j]
+        if t:
+            latest.append(t)
+            if len(latest) == size:
+                break
+    kept.extend(reversed(latest))
+
+
+class _TracesAt:
+    """The latest trace ids as a deque of them held when a batch's ``i``-th event came."""
+
+    def __init__(self, kept: deque[str], batch: Sequence[str]) -> None:
+        self._kept, self._batch = kept, batch
+
+    def __call__(self, i: int) -> tuple[str, ...]:
+        size = self._kept.maxlen
+        if not size:
+            return ()
+        latest: list[str] = []
+        batch, j = self._batch, i
+        while j >= 0 and len(latest) < size:
+            if batch[j]:
+                latest.append(batch[j])
+            j -= 1
+        latest.reverse()
+        need = size - len(latest)
+        if need > 0 and self._kept:
+            latest = list(self._kept)[-need:] + latest
+        return tuple(latest)
 
 
 def _seconds(at: datetime | float) -> float:

@@ -8,16 +8,20 @@ within ``vote_window`` and the stream has seen ``min_samples``.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from loopline_drift_detector.domain.config import MonitorConfig
 from loopline_drift_detector.domain.decisions import DriftDecision, DriftKind, EvidenceWindow, drift_id
 from loopline_drift_detector.domain.detector import Detector, Guard
 from loopline_drift_detector.domain.explain import explain
 from loopline_core.profiles.reference import FeatureProfile
+from loopline_core.profiles.values import NumberGuard, ValueCounts
 
 #: Times kept to date the start of an evidence window (POSIX seconds: a checkpoint
 #: pickles floats about 50 times faster than datetimes).
@@ -83,7 +87,75 @@ class Stream:
         self._last_decision = index
         return self._decide(first, index, at, tuple(traces))
 
-    def _decide(self, detector: Detector, index: int, at: float, traces: tuple[str, ...]) -> DriftDecision:
+    def offer_many(self, xs: Sequence[Any], ats: Sequence[float],
+                   traces: Callable[[int], Sequence[str]]) -> list[tuple[int, DriftDecision]]:
+        """``offer`` for each value of ``xs`` in turn (``ats``: their times), with the
+        same state, counts and decisions, a batch at a time: each detector learns the
+        batch up to its next firing (``Detector._learn_many``), and the firings are
+        taken in order. Returns (position in ``xs``, decision); ``traces(i)``: the
+        latest trace ids as they were when the value at ``i`` came (read only for a
+        decision). ``xs`` may be a float64 numpy array: it is guarded at once."""
+        guard = self._guard
+        before = vars(guard.counts).copy()  # the counts before the batch (a decision replays from them)
+        if type(guard) is NumberGuard and type(xs) is np.ndarray:
+            positions, values = _accept_array(guard, xs)
+        else:
+            accept = guard.accept
+            positions, values = [], []
+            for i, x in enumerate(xs):
+                value = accept(x)
+                if value is not None:
+                    positions.append(i)
+                    values.append(value)
+        if not values:
+            return []
+        skip = self.config.warmup - self._valid
+        self._valid += len(values)
+        if skip > 0:
+            positions, values = positions[skip:], values[skip:]
+            if not values:
+                return []
+        detectors = self._detectors
+        m, base = len(values), self._n
+        valid_ats = ats if len(positions) == len(ats) else [ats[p] for p in positions]
+        fires = [d._learn_many(values, 0) for d in detectors]
+        out: list[tuple[int, DriftDecision]] = []
+        kept = 0  # values[:kept] are in the times and recent values
+        times, recent = self._times, self._recent
+        config = self.config
+        while True:
+            i = min(fires)
+            if i >= m:
+                break
+            index = base + i
+            first = None
+            for j, detector in enumerate(detectors):
+                if fires[j] == i:
+                    self._last_fired[j] = index
+                    first = detector if first is None else first
+            if index + 1 >= config.min_samples and sum(
+                    0 <= index - f < config.vote_window for f in self._last_fired) >= config.min_votes:
+                if self._last_decision is not None and index - self._last_decision < config.realert_after:
+                    self._quiet_firings += 1
+                else:
+                    self._last_decision = index
+                    raw = positions[i]
+                    times.extend(valid_ats[kept:i + 1])
+                    recent.extend(values[kept:i + 1])
+                    kept = i + 1
+                    counts = _replayed(guard, before, xs, raw)
+                    assert first is not None
+                    out.append((raw, self._decide(first, index, ats[raw], tuple(traces(raw)), counts)))
+            for j, detector in enumerate(detectors):
+                if fires[j] == i:
+                    fires[j] = detector._learn_many(values, i + 1)
+        times.extend(valid_ats[kept:] if kept else valid_ats)
+        recent.extend(values[kept:])
+        self._n = base + m
+        return out
+
+    def _decide(self, detector: Detector, index: int, at: float, traces: tuple[str, ...],
+                counts: ValueCounts | None = None) -> DriftDecision:
         s = detector.summary()
         times = self._times
         start = _datetime(times[-s.window] if 0 < s.window <= len(times) else (times[0] if s.window else at))
@@ -94,7 +166,8 @@ class Stream:
             reference.update({f"profile.{k}": v for k, v in self.profile.summary().items()})
             recent = list(self._recent)[-max(s.window, EXPLAIN_AT_LEAST):]
             current.update({f"recent.{k}": v for k, v in explain(self.profile, recent).items()})
-        current.update({f"values.{k}": float(v) for k, v in self.counts.items()})
+        value_counts = self.counts if counts is None else counts.as_dict()
+        current.update({f"values.{k}": float(v) for k, v in value_counts.items()})
         current["firings_held_back"] = float(self._quiet_firings)
         self._quiet_firings = 0
         return DriftDecision(
@@ -108,3 +181,30 @@ class Stream:
 
 def _datetime(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _accept_array(guard: NumberGuard, xs: np.ndarray) -> tuple[Sequence[int], list[float]]:
+    """``NumberGuard.accept`` over a float64 array at once: the same counts, the valid
+    values as floats and where they were."""
+    nan = np.isnan(xs)
+    inf = np.isinf(xs)
+    valid = (xs >= guard.valid_min) & (xs <= guard.valid_max) & ~inf  # NaN compares False
+    counts = guard.counts
+    n_valid = int(np.count_nonzero(valid))
+    counts.valid += n_valid
+    if n_valid == len(xs):
+        return range(len(xs)), xs.tolist()
+    n_nan, n_inf = int(np.count_nonzero(nan)), int(np.count_nonzero(inf))
+    counts.nan += n_nan
+    counts.inf += n_inf
+    counts.out_of_range += len(xs) - n_valid - n_nan - n_inf
+    return np.flatnonzero(valid).tolist(), xs[valid].tolist()
+
+
+def _replayed(guard: Any, before: dict[str, int], xs: Sequence[Any], last: int) -> ValueCounts:
+    """The guard's counts as they were once it had taken ``xs[:last + 1]`` (a decision's evidence)."""
+    twin = copy.copy(guard)
+    twin.counts = ValueCounts(**before)
+    for x in (xs[:last + 1].tolist() if type(xs) is np.ndarray else xs[:last + 1]):
+        twin.accept(x)
+    return twin.counts

@@ -24,6 +24,8 @@ change at 1299: D=0.158
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from loopline_drift_detector.domain.detector import Detector, Summary
@@ -65,6 +67,45 @@ class WindowedKS(Detector):
         window = np.sort(np.array(self._ring))
         self._statistic = ks_statistic(self.reference.cdf(window), self._steps)
         return self._statistic > self._threshold
+
+    def _learn_many(self, values: Sequence[float], start: int) -> int:
+        """``_learn`` value by value, the values between two checks written into the
+        ring as slices (the same places, so the same window and evidence)."""
+        m = len(values)
+        if start >= m:
+            return m
+        if self._fired:
+            self._restart()
+        w, ring = self.window, self._ring
+        i = start
+        while i < m:
+            # Values until the next check: the check needs `every` since the last one and a full window.
+            due = max(self.every - self._since_check, w - self._filled, 1)
+            take = min(due, m - i)
+            at = self._at
+            for piece_start in range(i, i + take, w):  # more than a window at once wraps more than once
+                piece = values[piece_start:min(piece_start + w, i + take)]
+                end = at + len(piece)
+                if end <= w:
+                    ring[at:end] = piece
+                else:
+                    ring[at:] = piece[:w - at]
+                    ring[:end - w] = piece[w - at:]
+                at = end % w
+            self._at = at
+            self._filled = min(self._filled + take, w)
+            self._since_check += take
+            self._n += take
+            i += take
+            if take < due:
+                break
+            self._since_check = 0
+            self._statistic = ks_statistic(self.reference.cdf(np.sort(np.array(ring))), self._steps)
+            if self._statistic > self._threshold:
+                self._drift = self._fired = True
+                return i - 1
+        self._drift = self._fired = False
+        return m
 
     @property
     def threshold(self) -> float:

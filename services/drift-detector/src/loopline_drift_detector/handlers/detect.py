@@ -5,7 +5,9 @@ routers before batching, one ``PredictionLogged`` or ``LabeledPrediction``. Per
 partition batch: records below the partition's applied offset are skipped (a
 replay after a restart, or the consumer re-running a failed batch record by record),
 so each record changes the state exactly once. Within a ``DriftInputs``, the model
-versions are looked up first, then every event is applied; an event the version's
+versions are looked up first, then every event is checked and each version's events
+are applied as one batch (``ModelMonitor.observe_rows``: the same state and decisions
+as event by event); an event the version's
 signature refuses (width), or of a version the registry does not know, is
 dead-lettered alone, as a record of its own type, once the record's offset and
 decisions are in the state (a failed send can then not apply the record twice).
@@ -21,6 +23,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
 
 from google.protobuf.message import Message
 from loopline.events.v1 import drift_inputs_pb2 as dipb
@@ -39,7 +44,7 @@ from loopline_drift_detector.adapters.registry import VersionSource
 from loopline_drift_detector.domain.config import MonitorConfig
 from loopline_drift_detector.domain.decisions import DriftDecision
 from loopline_drift_detector.domain.monitor import ModelMonitor
-from loopline_drift_detector.handlers.inputs import features_row
+from loopline_drift_detector.handlers.inputs import FEATURES, features_row
 from loopline_drift_detector.handlers.metrics import DriftMetrics
 from loopline_drift_detector.handlers.outbox import StatePersistence, drift_outbox, retrain_outbox
 from loopline_drift_detector.handlers.state import PartitionState, Tracked
@@ -106,8 +111,8 @@ class Detection:
                 self._dirty.add(partition)
                 for decision in decisions:
                     outbox += self._decided(state, partition, decision)
-                for index, refused_message, exc in refused:
-                    await self._dead_letter(delivery, index, refused_message, exc)
+                if refused:
+                    await self._dead_letter_all(delivery, refused)
         finally:
             if outbox or self._monotonic() - self._saved_at.get(partition, 0.0) >= self._interval:
                 await self._save(partition, outbox)
@@ -154,8 +159,10 @@ class Detection:
         applied, so a retryable registry failure leaves the state untouched (the batch is
         retried); refused events are added to ``refused`` (index, event, why)."""
         versions = state.versions
-        wanted = {(p.model, p.version) for p in inputs.predictions}
-        wanted.update((o.prediction.model, o.prediction.version) for o in inputs.labeled)
+        predictions, outcomes = list(inputs.predictions), list(inputs.labeled)
+        prediction_keys = [(p.model, p.version) for p in predictions]
+        outcome_keys = [(o.prediction.model, o.prediction.version) for o in outcomes]
+        wanted = set(prediction_keys).union(outcome_keys)
         unknown: dict[tuple[str, int], LooplineError] = {}
         for model, version in sorted(wanted.difference(versions)):
             try:
@@ -164,27 +171,79 @@ class Detection:
                 if exc.retryable:
                     raise
                 unknown[(model, version)] = exc
-        decisions: list[DriftDecision] = []
-        for index, p in enumerate(inputs.predictions):
-            tracked = versions.get((p.model, p.version))
+        # Every event is checked first (as ``_observe_prediction`` and ``_apply`` do, in the
+        # same order), then each version's events are applied as a batch: the monitor's
+        # batch methods keep the per-event state and decisions, in order.
+        groups: dict[tuple[str, int], _Batch | LooplineError | None] = {}
+        without_profile = 0
+        for index, (p, key) in enumerate(zip(predictions, prediction_keys)):
+            group = groups.get(key, _NEW)
+            if group is _NEW:
+                group = groups[key] = _group(versions.get(key), unknown.get(key), for_rows=True)
+            if type(group) is not _Batch:
+                if group is None:
+                    without_profile += 1
+                else:
+                    refused.append((index, p, group))  # type: ignore[arg-type]
+                continue
             try:
-                if tracked is None:
-                    raise unknown[(p.model, p.version)]
-                decisions += _observe_prediction(state, tracked, p)
-            except (MalformedEvent, LooplineError) as exc:
+                row = _row(p, group.width)
+                stamp = p.served_at
+                seconds, nanos = stamp.seconds, stamp.nanos
+                if seconds == 0 and nanos == 0:
+                    raise MalformedEvent("the event carries no time", field="served_at")
+            except MalformedEvent as exc:
                 refused.append((index, p, exc))
-        for index, o in enumerate(inputs.labeled, start=len(inputs.predictions)):
-            p = o.prediction
-            tracked = versions.get((p.model, p.version))
-            try:
-                if tracked is None:
-                    raise unknown[(p.model, p.version)]
-                decisions += tracked.monitor.observe_outcome(not o.correct, at=_seconds(o.joined_at, "joined_at"),
-                                                             trace_id=trace_id(p.trace.traceparent))
-            except (MalformedEvent, LooplineError) as exc:
-                refused.append((index, o, exc))
+                continue
+            group.indices.append(index)
+            group.items.append(row)
+            group.ats.append(seconds + nanos // 1000 / 1e6)
+            group.traceparents.append(p.trace.traceparent)
+        if without_profile:
+            state.counts["inputs_without_profile"] += without_profile
+        outcome_groups: dict[tuple[str, int], _Batch | LooplineError | None] = {}
+        for index, (o, key) in enumerate(zip(outcomes, outcome_keys), start=len(predictions)):
+            group = outcome_groups.get(key, _NEW)
+            if group is _NEW:
+                group = outcome_groups[key] = _group(versions.get(key), unknown.get(key), for_rows=False)
+            if type(group) is not _Batch:
+                refused.append((index, o, group))  # type: ignore[arg-type]
+                continue
+            stamp = o.joined_at
+            seconds, nanos = stamp.seconds, stamp.nanos
+            if seconds == 0 and nanos == 0:
+                refused.append((index, o, MalformedEvent("the event carries no time", field="joined_at")))
+                continue
+            group.indices.append(index)
+            group.items.append(not o.correct)
+            group.ats.append(seconds + nanos // 1000 / 1e6)
+            group.traceparents.append(o.prediction.trace.traceparent)
+        found = []
+        for group in groups.values():
+            if type(group) is _Batch and group.indices:
+                monitor = group.tracked.monitor
+                found += [(group.indices[row], d) for row, d in monitor.observe_rows(
+                    np.array(group.items, dtype=float), group.tracked.columns, group.ats, _TraceIds(group.traceparents))]
+        decisions = _in_order(found)
+        found = []
+        for group in outcome_groups.values():
+            if type(group) is _Batch and group.indices:
+                monitor = group.tracked.monitor
+                found += [(group.indices[row], d) for row, d in monitor.observe_outcomes(
+                    group.items, group.ats, _TraceIds(group.traceparents))]
+        decisions += _in_order(found)
         state.counts["events_dead_lettered"] += len(refused)
         return decisions
+
+    async def _dead_letter_all(self, delivery: Delivery, refused: list[tuple[int, Message, Exception]]) -> None:
+        """The refused events of one record, sent together (a version the registry does not
+        know refuses all its events: one acknowledged round trip each, one after another,
+        would take milliseconds per event). Each is still sent alone, in order."""
+        results = await asyncio.gather(*(self._dead_letter(delivery, index, message, exc)
+                                         for index, message, exc in refused), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _dead_letter(self, delivery: Delivery, index: int, message: Message, exc: Exception) -> None:
         """One refused event of a ``DriftInputs``, as a record of its own type on ``<topic>.dlq``."""
@@ -248,6 +307,70 @@ class Detection:
             tracked = state.versions[key] = Tracked(info.feature_names, monitor, data,
                                                     monitor.columns(info.feature_names))
         return tracked
+
+
+class _Batch:
+    """One version's events of a ``DriftInputs``, checked, in order."""
+
+    def __init__(self, tracked: Tracked) -> None:
+        self.tracked = tracked
+        self.width = len(tracked.feature_names)
+        self.indices: list[int] = []
+        self.items: list[Any] = []
+        self.ats: list[float] = []
+        self.traceparents: list[str] = []
+
+
+_NEW = object()
+
+
+def _group(tracked: Tracked | None, unknown: LooplineError | None, *, for_rows: bool) -> _Batch | LooplineError | None:
+    """Where a version's events go: its batch; its registry error (each is refused); None
+    (predictions of a version without a reference profile: counted)."""
+    if tracked is None:
+        assert unknown is not None
+        return unknown
+    if for_rows and not tracked.data_drift:
+        return None
+    return _Batch(tracked)
+
+
+def _row(p: epb.PredictionLogged, width: int) -> list[float]:
+    """``features_row``, checked against the version's width; the common case (the one
+    ``features`` tensor, well formed) read at once."""
+    inputs = p.inputs
+    if len(inputs) == 1:
+        tensor = inputs[0]
+        if tensor.name == FEATURES and tensor.datatype == "FP32":
+            shape, values = tensor.shape, tensor.fp_contents
+            if len(shape) == 2 and shape[0] == 1 and shape[1] == len(values) == width:
+                return list(values)
+    row = features_row(inputs)
+    if len(row) != width:
+        raise MalformedEvent(f"{p.model} v{p.version} has {width} features, the prediction {len(row)}",
+                             field="inputs")
+    return row
+
+
+class _TraceIds:
+    """The trace ids of a batch's events, each read from its traceparent when asked
+    (a monitor reads the latest few, and those of its decisions)."""
+
+    def __init__(self, traceparents: list[str]) -> None:
+        self._traceparents = traceparents
+
+    def __len__(self) -> int:
+        return len(self._traceparents)
+
+    def __getitem__(self, i: int) -> str:
+        return trace_id(self._traceparents[i])
+
+
+def _in_order(found: list[tuple[int, DriftDecision]]) -> list[DriftDecision]:
+    """Decisions of several versions' batches in the order of their events (stable within one)."""
+    if len(found) > 1:
+        found = sorted(found, key=lambda f: f[0])  # stable: one event's decisions keep their order
+    return [d for _, d in found]
 
 
 def _observe_prediction(state: PartitionState, tracked: Tracked, message: epb.PredictionLogged) -> list[DriftDecision]:

@@ -2,8 +2,8 @@
 by model onto loopline.drift-inputs.v1, so that one partition, hence one replica,
 sees all of a model's traffic and owns its detectors (docs/drift.md, "Two replicas").
 
-One ``DriftInputs`` record per model and polled partition batch carries that model's
-events in order: the detect stage then decodes one CloudEvent per batch, not one per
+One ``DriftInputs`` record per model and polled partition batch (cut where it would
+pass ``MAX_RECORD_BYTES``) carries that model's events in order: the detect stage then decodes one CloudEvent per batch, not one per
 event. Shadow predictions are left out here: they repeat the primary's inputs. Their
 labelled outcomes are forwarded, and count for the shadow's own version. Every event
 is checked here (features tensor, model version, event time): a record that breaks
@@ -62,8 +62,10 @@ def batched(deliveries: Sequence[Delivery]) -> tuple[list[Outgoing], int]:
     """One ``DriftInputs`` per model, in order of first appearance, and the shadows left out.
 
     The record's id derives from its first and last source events, so re-routing the
-    same polled batch gives the same id."""
-    by_model: dict[str, tuple[list[Message], list[Message], list[Delivery]]] = {}
+    same polled batch gives the same id. Each event is serialized once, trimmed, and
+    the records are put together in wire form (``EncodedDriftInputs``): copying the
+    decoded events into a ``DriftInputs`` would cost more than all the rest."""
+    by_model: dict[str, tuple[list[bytes], list[bytes], list[Delivery]]] = {}
     shadows = 0
     for delivery in deliveries:
         message = routed(delivery)
@@ -75,39 +77,79 @@ def batched(deliveries: Sequence[Delivery]) -> tuple[list[Outgoing], int]:
         entry = by_model.get(model)
         if entry is None:
             entry = by_model[model] = ([], [], [])
-        entry[0 if is_prediction else 1].append(message)
+        entry[0 if is_prediction else 1].append(message.SerializeToString())
         entry[2].append(delivery)
     out = []
     for model, (predictions, labeled, sources) in by_model.items():
         first = sources[0]
         cause = first.event.id if len(sources) == 1 else f"{first.event.id}\n{sources[-1].event.id}\n{len(sources)}"
-        parts = _split(dipb.DriftInputs(model=model, predictions=predictions, labeled=labeled))
-        for i, inputs in enumerate(parts):
-            inputs.source_topic, inputs.source_partition, inputs.source_offset = (first.topic, first.partition,
-                                                                                  first.offset)
+        head = dipb.DriftInputs(model=model, source_topic=first.topic, source_partition=first.partition,
+                                source_offset=first.offset).SerializeToString()
+        parts = _split(head, [_PREDICTION + _varint(len(p)) + p for p in predictions]
+                       + [_LABELED + _varint(len(o)) + o for o in labeled])
+        for i, data in enumerate(parts):
             purpose = f"drift-route/{model}" if len(parts) == 1 else f"drift-route/{model}/{i}"
-            out.append(Outgoing(model, inputs, subject=model, event_id=derive_event_id(cause, purpose)))
+            out.append(Outgoing(model, EncodedDriftInputs(data), subject=model,  # type: ignore[arg-type]
+                                event_id=derive_event_id(cause, purpose)))
     return out, shadows
 
 
-#: Largest ``DriftInputs`` payload; larger batches are cut in halves, in order (a
-#: record must stay well below the broker's message.max.bytes, 1 MiB by default).
+#: Largest ``DriftInputs`` payload; larger batches are cut, in order (a record must stay
+#: well below the broker's message.max.bytes, 1 MiB by default).
 MAX_RECORD_BYTES = 256 * 1024
+#: Field tags of ``DriftInputs.predictions`` (2) and ``labeled`` (3), length-delimited.
+_PREDICTION, _LABELED = b"\x12", b"\x1a"
 
 
-def _split(inputs: dipb.DriftInputs) -> list[dipb.DriftInputs]:
-    if inputs.ByteSize() <= MAX_RECORD_BYTES or len(inputs.predictions) + len(inputs.labeled) <= 1:
-        return [inputs]
-    predictions, labeled = list(inputs.predictions), list(inputs.labeled)
-    if len(predictions) > 1 or not labeled:
-        half = len(predictions) // 2
-        first = dipb.DriftInputs(model=inputs.model, predictions=predictions[:half])
-        second = dipb.DriftInputs(model=inputs.model, predictions=predictions[half:], labeled=labeled)
-    else:
-        half = len(labeled) // 2
-        first = dipb.DriftInputs(model=inputs.model, predictions=predictions, labeled=labeled[:half])
-        second = dipb.DriftInputs(model=inputs.model, labeled=labeled[half:])
-    return _split(first) + _split(second)
+def _split(head: bytes, fields: list[bytes]) -> list[bytes]:
+    """``head`` (model and source) and the events' fields, as few records as
+    ``MAX_RECORD_BYTES`` allows, the events in order (an event too large alone is a record alone)."""
+    records: list[bytes] = []
+    chunk: list[bytes] = [head]
+    size = len(head)
+    for field in fields:
+        if size + len(field) > MAX_RECORD_BYTES and len(chunk) > 1:
+            records.append(b"".join(chunk))
+            chunk, size = [head], len(head)
+        chunk.append(field)
+        size += len(field)
+    records.append(b"".join(chunk))
+    return records
+
+
+def _varint(n: int) -> bytes:
+    """A length as protobuf writes it (base 128, least significant group first).
+
+    >>> [_varint(n).hex() for n in (0, 127, 128, 300, 16384)]
+    ['00', '7f', '8001', 'ac02', '808001']
+    """
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+class EncodedDriftInputs:
+    """A ``DriftInputs`` in wire form, as a producer reads a message: its type
+    (``DESCRIPTOR``) and its bytes. ``decoded()`` parses it back."""
+
+    DESCRIPTOR = dipb.DriftInputs.DESCRIPTOR
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf name
+        return self._data
+
+    def ByteSize(self) -> int:  # noqa: N802 - the protobuf name
+        return len(self._data)
+
+    def decoded(self) -> dipb.DriftInputs:
+        return dipb.DriftInputs.FromString(self._data)
 
 
 class Router:
