@@ -1,7 +1,7 @@
 """The join state and the feedback store in PostgreSQL: the statements of one join batch.
 
 Every statement takes the whole batch as arrays (``unnest``), so a batch costs a fixed
-handful of round trips whatever its size: take the join lock (shared); insert predictions;
+handful of round trips whatever its size: begin and take the join lock (shared); insert predictions;
 insert labels (the new ones come back); for labels already held, lock and compare them
 (rare: duplicates and corrections); select the pairs to emit; write the joined records.
 A label is not written again when it joins (``labels.matched`` is set by the expiry sweep,
@@ -10,7 +10,8 @@ for labels past the join window). The caller holds the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -98,8 +99,20 @@ async def replace_labels(conn: asyncpg.Connection, updates: Sequence[LabelUpdate
 _JOIN_LOCK = 0x666565646261636B
 
 
-async def share_join_lock(conn: asyncpg.Connection) -> None:
-    await conn.execute(f"SELECT pg_advisory_xact_lock_shared({_JOIN_LOCK})")
+@contextlib.asynccontextmanager
+async def join_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction holding the join lock shared: BEGIN and the lock in one round trip
+    (a simple query), COMMIT at the end, ROLLBACK on any error (and the pool's reset
+    rolls back whatever a failed ROLLBACK left)."""
+    await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock_shared({_JOIN_LOCK})")
+    try:
+        yield
+    except BaseException:
+        if not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 async def exclusive_join_lock(conn: asyncpg.Connection) -> None:

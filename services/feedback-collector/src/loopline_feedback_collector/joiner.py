@@ -104,8 +104,7 @@ class Joiner:
         async with translated_errors():
             async with self._pool().acquire() as conn:
                 phases.done("acquire")
-                async with conn.transaction():
-                    await store.share_join_lock(conn)
+                async with store.join_transaction(conn):
                     if predictions:
                         await store.insert_predictions(conn, [
                             (pid, version, variant, p.model, utc(p.served_at), p.SerializeToString())
