@@ -14,7 +14,9 @@ Baseline in the same run: BENCH_FEEDBACK_BASELINE=<dir> names a directory put fi
 collector's PYTHONPATH (e.g. copies of main's loopline_feedback_collector and loopline_core);
 every rate then runs the baseline and the current collector alternately, BENCH_FEEDBACK_REPEAT
 times each (default 3), on the same Kafka and PostgreSQL; the medians and the current/baseline
-ratios are printed.
+ratios are printed. BENCH_FEEDBACK_BASELINE_ENV="NAME=value,..." sets environment variables
+of the baseline's collector only (e.g. LOOPLINE_JOIN__POLL_TOP_UP_MS=0); alone, without
+BENCH_FEEDBACK_BASELINE, the baseline is the current code with those settings.
 
 BENCH_FEEDBACK_LOCK=<file> (e.g. /tmp/loopline-bench.lock, on a shared machine) takes an
 exclusive flock on the file for the stack's start and for each baseline + current pair of runs
@@ -155,11 +157,12 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
-                python_path: str | None = None, stack_marker: str = "") -> dict[str, object]:
+                python_path: str | None = None, stack_marker: str = "",
+                extra_env: dict[str, str] | None = None) -> dict[str, object]:
     model = f"bench-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "LOOPLINE_POSTGRES_SCHEMA": f"fb_{uuid.uuid4().hex[:8]}", "LOOPLINE_POSTGRES__DSN": dsn,
            "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "LOOPLINE_RUN_DIR": str(root),
-           "LOOPLINE_TELEMETRY__LOCAL_TRACE_DIR": str(root / "traces")}
+           "LOOPLINE_TELEMETRY__LOCAL_TRACE_DIR": str(root / "traces"), **(extra_env or {})}
     if python_path:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [python_path, env.get("PYTHONPATH")]))
     profile = os.environ.get("BENCH_FEEDBACK_PROFILE")  # a path: run the collector under cProfile
@@ -212,7 +215,7 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         tick = 0.02
         per_tick = max(1, int(rate * tick))
         cpu = CpuMeter(proc.pid, stack_marker or str(root.parent))
-        spy = _py_spy(proc.pid, n / rate + 2, python_path)
+        spy = _py_spy(proc.pid, n / rate + 2, python_path or extra_env)
         before = await _batch_metrics(http_port)
         cpu.start()
         started = time.perf_counter()
@@ -257,7 +260,7 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         collector_process.stop()
 
 
-def _py_spy(pid: int, seconds: float, variant: str | None) -> subprocess.Popen[bytes] | None:
+def _py_spy(pid: int, seconds: float, variant: object) -> subprocess.Popen[bytes] | None:
     """py-spy on the collector for the label phase, when BENCH_FEEDBACK_PYSPY names a folder."""
     folder = os.environ.get("BENCH_FEEDBACK_PYSPY")
     if not folder:
@@ -320,7 +323,9 @@ def main() -> int:
     baseline = os.environ.get("BENCH_FEEDBACK_BASELINE")
     repeat = int(os.environ.get("BENCH_FEEDBACK_REPEAT", "3"))
     lock = os.environ.get("BENCH_FEEDBACK_LOCK")
-    variants = [("baseline", baseline), ("current", None)] if baseline else [("current", None)]
+    baseline_env = dict(item.split("=", 1) for item in os.environ.get("BENCH_FEEDBACK_BASELINE_ENV", "").split(",")
+                        if item)
+    variants = [("baseline", baseline), ("current", None)] if baseline or baseline_env else [("current", None)]
     out = Path(os.environ.get("BENCH_OUT", ".run/bench"))
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-feedback-") as tmp:
@@ -338,8 +343,10 @@ def main() -> int:
                         for variant, python_path in order:
                             run = Path(tmp) / f"run-{rate}-{attempt}-{variant}"
                             run.mkdir()
-                            row = asyncio.run(bench(stack.config.kafka_bootstrap, stack.config.postgres_dsn, run,
-                                                    n, rate, python_path, stack_marker=str(Path(tmp) / "stack")))
+                            row = asyncio.run(bench(
+                                stack.config.kafka_bootstrap, stack.config.postgres_dsn, run, n, rate, python_path,
+                                stack_marker=str(Path(tmp) / "stack"),
+                                extra_env=baseline_env if variant == "baseline" else None))
                             rows.append({"variant": variant, "attempt": attempt, **row})
                             print(json.dumps(rows[-1]), flush=True)
         finally:
