@@ -122,7 +122,8 @@ def _machine_busy_s() -> float:
 
 class CpuMeter:
     """CPU spent during the label phase by the collector, Kafka, PostgreSQL,
-    this bench (producer + consumer), and the whole machine (other work included)."""
+    this bench (producer + consumer), and the whole machine; ``other_work_cores``: what
+    the machine spent on anything else (other people's work on a shared machine)."""
 
     def __init__(self, collector: int, stack_marker: str) -> None:
         self._collector, self._marker = collector, stack_marker
@@ -144,7 +145,9 @@ class CpuMeter:
             return sum(v - before.get(pid, 0.0) for pid, v in end[kind].items())  # type: ignore[union-attr]
 
         wall = float(end["wall"]) - float(start["wall"])  # type: ignore[arg-type]
-        return {"collector_cpu_us_per_join": round(spent("collector") / n * 1e6, 1),
+        ours = spent("collector") + spent("kafka") + spent("postgres") + float(end["bench"]) - float(start["bench"])  # type: ignore[arg-type]
+        machine = float(end["machine"]) - float(start["machine"])  # type: ignore[arg-type]
+        return {"other_work_cores": round(max(0.0, machine - ours) / wall, 2),"collector_cpu_us_per_join": round(spent("collector") / n * 1e6, 1),
                 "kafka_cpu_us_per_join": round(spent("kafka") / n * 1e6, 1),
                 "postgres_cpu_us_per_join": round(spent("postgres") / n * 1e6, 1),
                 "bench_cpu_us_per_join": round((float(end["bench"]) - float(start["bench"])) / n * 1e6, 1),  # type: ignore[arg-type]
@@ -288,7 +291,7 @@ def _held(lock: str | None):  # type: ignore[no-untyped-def]
 
 
 _KEYS = ("joins_per_s", "p50_ms", "p99_ms", "max_ms", "handler_ms_mean", "collector_cpu_us_per_join",
-         "kafka_cpu_us_per_join", "postgres_cpu_us_per_join", "bench_cpu_us_per_join", "machine_busy_cores")
+         "kafka_cpu_us_per_join", "postgres_cpu_us_per_join", "bench_cpu_us_per_join", "machine_busy_cores", "other_work_cores")
 
 
 def _ratios(medians: list[dict[str, object]]) -> list[dict[str, object]]:
