@@ -21,6 +21,8 @@ BENCH_FEEDBACK_BASELINE, the baseline is the current code with those settings.
 BENCH_FEEDBACK_LOCK=<file> (e.g. /tmp/loopline-bench.lock, on a shared machine) takes an
 exclusive flock on the file for the stack's start and for each baseline + current pair of runs
 only, so that no one holding of the lock is long; do not also wrap the command in ``flock``.
+BENCH_FEEDBACK_REPLICAS=<k> (default 1) runs k collectors in one consumer group (scale-out:
+each joins its share of the partitions); CPU per join then sums them.
 BENCH_FEEDBACK_PYSPY=<dir>: record each run's label phase with py-spy (on PATH or /tmp/pyspy).
 """
 
@@ -50,7 +52,7 @@ from loopline_core.kafka.producer import EventProducer, Outgoing, kafka_producer
 from loopline_core.kafka.topics import FEEDBACK, LABELED, PREDICTIONS
 from loopline_core.settings import KafkaSettings
 
-from loadtests.feedback.process import start_collector
+from loadtests.feedback.process import CollectorProcess, start_collector
 
 
 def _prediction(model: str, pid: str) -> predictions_pb2.PredictionLogged:
@@ -68,11 +70,17 @@ def _label(pid: str) -> predictions_pb2.FeedbackReceived:
     return f
 
 
-async def _batch_metrics(http_port: int) -> dict[str, float]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
-        text = (await client.get("/metrics")).text
-    return {line.split()[0]: float(line.split()[-1]) for line in text.splitlines()
-            if line.startswith("feedback_batch_") and "_bucket" not in line and "_created" not in line}
+async def _metrics(http_ports: list[int], prefix: str) -> dict[str, float]:
+    """The collectors' Prometheus samples named ``prefix``..., summed over the replicas."""
+    found: dict[str, float] = {}
+    async with httpx.AsyncClient() as client:
+        for port in http_ports:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            for line in text.splitlines():
+                if line.startswith(prefix) and "_bucket" not in line and "_created" not in line:
+                    name, value = line.split()[0], float(line.split()[-1])
+                    found[name] = found.get(name, 0.0) + value
+    return found
 
 
 def _phase_means(metrics: dict[str, float]) -> dict[str, float]:
@@ -125,11 +133,11 @@ class CpuMeter:
     this bench (producer + consumer), and the whole machine; ``other_work_cores``: what
     the machine spent on anything else (other people's work on a shared machine)."""
 
-    def __init__(self, collector: int, stack_marker: str) -> None:
-        self._collector, self._marker = collector, stack_marker
+    def __init__(self, collectors: list[int], stack_marker: str) -> None:
+        self._collectors, self._marker = collectors, stack_marker
 
     def _sample(self) -> dict[str, object]:
-        return {"collector": _cpu_seconds([self._collector]),
+        return {"collector": _cpu_seconds(self._collectors),
                 "kafka": _cpu_seconds(_stack_pids(self._marker, b"java")),
                 "postgres": _cpu_seconds(_stack_pids(self._marker, b"postgres")),
                 "bench": time.process_time(), "machine": _machine_busy_s(), "wall": time.perf_counter()}
@@ -161,7 +169,7 @@ def _pct(values: list[float], q: float) -> float:
 
 async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
                 python_path: str | None = None, stack_marker: str = "",
-                extra_env: dict[str, str] | None = None) -> dict[str, object]:
+                extra_env: dict[str, str] | None = None, replicas: int = 1) -> dict[str, object]:
     model = f"bench-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "LOOPLINE_POSTGRES_SCHEMA": f"fb_{uuid.uuid4().hex[:8]}", "LOOPLINE_POSTGRES__DSN": dsn,
            "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "LOOPLINE_RUN_DIR": str(root),
@@ -171,12 +179,15 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
     profile = os.environ.get("BENCH_FEEDBACK_PROFILE")  # a path: run the collector under cProfile
     command = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
                "-m", "loopline_feedback_collector"]
-    collector_process = await start_collector(command, env, root / "collector.log")
-    proc, http_port = collector_process.proc, collector_process.http_port
+    # Replicas: one consumer group (range assignment), each with its share of the partitions.
+    collectors: list[CollectorProcess] = []
     producer = EventProducer(KafkaSettings(bootstrap_servers=bootstrap), service="bench-feedback")
     consumer = AIOKafkaConsumer(LABELED, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest")
     driver = None
     try:
+        for index in range(replicas):
+            collectors.append(await start_collector(command, env, root / f"collector-{index}.log"))
+        ports = [c.http_port for c in collectors]
         await producer.start()
         await consumer.start()
         await consumer.seek_to_end()
@@ -184,13 +195,8 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         for start in range(0, n, 2000):
             await producer.send_batch(PREDICTIONS, [Outgoing(pid, _prediction(model, pid)) for pid in ids[start:start + 2000]])
         # Wait until the collector has stored every prediction: what follows times the labels' joins.
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client, asyncio.timeout(180):
-            while True:
-                text = (await client.get("/metrics")).text
-                seen = sum(float(line.split()[-1]) for line in text.splitlines()
-                           if line.startswith("feedback_predictions_total"))
-                if seen >= n:
-                    break
+        async with asyncio.timeout(180):
+            while sum((await _metrics(ports, "feedback_predictions_total")).values()) < n:
                 await asyncio.sleep(0.2)
         sent_at: dict[str, float] = {}
         joined_at: dict[str, float] = {}
@@ -217,9 +223,9 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         collector = asyncio.create_task(collect())
         tick = 0.02
         per_tick = max(1, int(rate * tick))
-        cpu = CpuMeter(proc.pid, stack_marker or str(root.parent))
-        spy = _py_spy(proc.pid, n / rate + 2, python_path or extra_env)
-        before = await _batch_metrics(http_port)
+        cpu = CpuMeter([c.proc.pid for c in collectors], stack_marker or str(root.parent))
+        spy = _py_spy(collectors[0].proc.pid, n / rate + 2, python_path or extra_env)
+        before = await _metrics(ports, "feedback_batch_")
         cpu.start()
         started = time.perf_counter()
         sends = []
@@ -245,11 +251,11 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         if spy is not None:
             spy.wait(timeout=60)
         total_s = max(joined_at.values()) - started
-        after = await _batch_metrics(http_port)
+        after = await _metrics(ports, "feedback_batch_")
         metrics = {name: value - before.get(name, 0.0) for name, value in after.items()}  # the label phase
         batches = metrics.get("feedback_batch_seconds_count", 0.0)
         latencies = [(joined_at[pid] - sent_at[pid]) * 1000 for pid in ids if pid in joined_at and pid in sent_at]
-        return {"labels": n, "offered_rate": rate, "sending_s": round(sending_s, 2),
+        return {"labels": n, "offered_rate": rate, "replicas": replicas, "sending_s": round(sending_s, 2),
                 "joins_per_s": round(n / total_s), "p50_ms": round(statistics.median(latencies), 1),
                 "p99_ms": round(_pct(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
                 "handler_calls": int(batches),
@@ -260,7 +266,8 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
             await driver.stop()
         await consumer.stop()
         await producer.stop()
-        collector_process.stop()
+        for started in collectors:
+            started.stop()
 
 
 def _py_spy(pid: int, seconds: float, variant: object) -> subprocess.Popen[bytes] | None:
@@ -326,6 +333,7 @@ def main() -> int:
     baseline = os.environ.get("BENCH_FEEDBACK_BASELINE")
     repeat = int(os.environ.get("BENCH_FEEDBACK_REPEAT", "3"))
     lock = os.environ.get("BENCH_FEEDBACK_LOCK")
+    replicas = int(os.environ.get("BENCH_FEEDBACK_REPLICAS", "1"))
     baseline_env = dict(item.split("=", 1) for item in os.environ.get("BENCH_FEEDBACK_BASELINE_ENV", "").split(",")
                         if item)
     variants = [("baseline", baseline), ("current", None)] if baseline or baseline_env else [("current", None)]
@@ -349,7 +357,7 @@ def main() -> int:
                             row = asyncio.run(bench(
                                 stack.config.kafka_bootstrap, stack.config.postgres_dsn, run, n, rate, python_path,
                                 stack_marker=str(Path(tmp) / "stack"),
-                                extra_env=baseline_env if variant == "baseline" else None))
+                                extra_env=baseline_env if variant == "baseline" else None, replicas=replicas))
                             rows.append({"variant": variant, "attempt": attempt, **row})
                             print(json.dumps(rows[-1]), flush=True)
         finally:
