@@ -95,8 +95,10 @@ async def replace_labels(conn: asyncpg.Connection, updates: Sequence[LabelUpdate
             " new_event_time) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", changes)
 
 
-#: Join batches hold it shared, the expiry sweep exclusively (its key: "feedback" in ASCII).
-_JOIN_LOCK = 0x666565646261636B
+#: Join batches hold it shared, the expiry sweep exclusively. Advisory locks are per
+#: database: the key names the collector's schema, so collectors of other schemas (tests,
+#: benchmarks, other deployments) do not wait for each other.
+_JOIN_LOCK = "hashtext('loopline.feedback.join'), hashtext(current_schema())"
 
 
 @contextlib.asynccontextmanager
