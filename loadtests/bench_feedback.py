@@ -2,21 +2,38 @@
 arrival (its broker ack on loopline.feedback.v1) to its LabeledPrediction on loopline.labeled.v1.
 
 Starts Kafka and PostgreSQL (loopline_cli.stack, test configuration) and the collector as a
-subprocess; preloads BENCH_FEEDBACK_N predictions, then sends their labels at
-BENCH_FEEDBACK_RATE per second (paced in 20 ms ticks) while a consumer timestamps the joins.
-Writes $BENCH_OUT/feedback.json (default .run/bench/).
+subprocess; for each offered rate (BENCH_FEEDBACK_RATE, default 2000,5000,6000 labels/s)
+preloads rate x BENCH_FEEDBACK_SECONDS predictions (default 25 s; BENCH_FEEDBACK_N fixes the
+count instead), then sends their labels at that rate (paced in 20 ms ticks) for that long,
+a sustained run, while a consumer timestamps the joins. Reported per run: joins/s, p50/p99/max
+latency, the collector's mean handler time per phase, and the CPU microseconds per join of the
+collector, Kafka, PostgreSQL and this bench (it shares the machine), plus the machine's busy cores.
+Writes $BENCH_OUT/feedback.json (default .run/bench/): every run and the medians.
 
 Baseline in the same run: BENCH_FEEDBACK_BASELINE=<dir> names a directory put first on the
-collector's PYTHONPATH (e.g. copies of an earlier loopline_feedback_collector and loopline_core);
+collector's PYTHONPATH (e.g. copies of main's loopline_feedback_collector and loopline_core);
 every rate then runs the baseline and the current collector alternately, BENCH_FEEDBACK_REPEAT
-times each (default 1), on the same Kafka and PostgreSQL, and the medians are printed.
+times each (default 3), on the same Kafka and PostgreSQL; the medians and the current/baseline
+ratios are printed. BENCH_FEEDBACK_BASELINE_ENV="NAME=value,..." sets environment variables
+of the baseline's collector only (e.g. LOOPLINE_JOIN__POLL_TOP_UP_MS=0); alone, without
+BENCH_FEEDBACK_BASELINE, the baseline is the current code with those settings.
+
+BENCH_FEEDBACK_LOCK=<file> (e.g. /tmp/loopline-bench.lock, on a shared machine) takes an
+exclusive flock on the file for the stack's start and for each baseline + current pair of runs
+only, so that no one holding of the lock is long; do not also wrap the command in ``flock``.
+BENCH_FEEDBACK_REPLICAS=<k> (default 1) runs k collectors in one consumer group (scale-out:
+each joins its share of the partitions); CPU per join then sums them.
+BENCH_FEEDBACK_PYSPY=<dir>: record each run's label phase with py-spy (on PATH or /tmp/pyspy).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,11 +47,12 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from loopline.common.v1 import common_pb2
 from loopline.events.v1 import predictions_pb2
-from loopline_core.kafka.producer import EventProducer, Outgoing
+from loopline_core.kafka.cloudevents import encode, new_event
+from loopline_core.kafka.producer import EventProducer, Outgoing, kafka_producer
 from loopline_core.kafka.topics import FEEDBACK, LABELED, PREDICTIONS
 from loopline_core.settings import KafkaSettings
 
-from loadtests.feedback.process import free_port
+from loadtests.feedback.process import CollectorProcess, start_collector
 
 
 def _prediction(model: str, pid: str) -> predictions_pb2.PredictionLogged:
@@ -50,6 +68,19 @@ def _label(pid: str) -> predictions_pb2.FeedbackReceived:
                                          label=common_pb2.Label(class_index=1), source="bench")
     f.event_time.FromDatetime(datetime.now(UTC))
     return f
+
+
+async def _metrics(http_ports: list[int], prefix: str) -> dict[str, float]:
+    """The collectors' Prometheus samples named ``prefix``..., summed over the replicas."""
+    found: dict[str, float] = {}
+    async with httpx.AsyncClient() as client:
+        for port in http_ports:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            for line in text.splitlines():
+                if line.startswith(prefix) and "_bucket" not in line and "_created" not in line:
+                    name, value = line.split()[0], float(line.split()[-1])
+                    found[name] = found.get(name, 0.0) + value
+    return found
 
 
 def _phase_means(metrics: dict[str, float]) -> dict[str, float]:
@@ -99,13 +130,14 @@ def _machine_busy_s() -> float:
 
 class CpuMeter:
     """CPU spent during the label phase by the collector, Kafka, PostgreSQL,
-    this bench (producer + consumer), and the whole machine (other work included)."""
+    this bench (producer + consumer), and the whole machine; ``other_work_cores``: what
+    the machine spent on anything else (other people's work on a shared machine)."""
 
-    def __init__(self, collector: int, stack_marker: str) -> None:
-        self._collector, self._marker = collector, stack_marker
+    def __init__(self, collectors: list[int], stack_marker: str) -> None:
+        self._collectors, self._marker = collectors, stack_marker
 
     def _sample(self) -> dict[str, object]:
-        return {"collector": _cpu_seconds([self._collector]),
+        return {"collector": _cpu_seconds(self._collectors),
                 "kafka": _cpu_seconds(_stack_pids(self._marker, b"java")),
                 "postgres": _cpu_seconds(_stack_pids(self._marker, b"postgres")),
                 "bench": time.process_time(), "machine": _machine_busy_s(), "wall": time.perf_counter()}
@@ -121,7 +153,9 @@ class CpuMeter:
             return sum(v - before.get(pid, 0.0) for pid, v in end[kind].items())  # type: ignore[union-attr]
 
         wall = float(end["wall"]) - float(start["wall"])  # type: ignore[arg-type]
-        return {"collector_cpu_us_per_join": round(spent("collector") / n * 1e6, 1),
+        ours = spent("collector") + spent("kafka") + spent("postgres") + float(end["bench"]) - float(start["bench"])  # type: ignore[arg-type]
+        machine = float(end["machine"]) - float(start["machine"])  # type: ignore[arg-type]
+        return {"other_work_cores": round(max(0.0, machine - ours) / wall, 2),"collector_cpu_us_per_join": round(spent("collector") / n * 1e6, 1),
                 "kafka_cpu_us_per_join": round(spent("kafka") / n * 1e6, 1),
                 "postgres_cpu_us_per_join": round(spent("postgres") / n * 1e6, 1),
                 "bench_cpu_us_per_join": round((float(end["bench"]) - float(start["bench"])) / n * 1e6, 1),  # type: ignore[arg-type]
@@ -134,32 +168,26 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
-                python_path: str | None = None, stack_marker: str = "") -> dict[str, object]:
+                python_path: str | None = None, stack_marker: str = "",
+                extra_env: dict[str, str] | None = None, replicas: int = 1) -> dict[str, object]:
     model = f"bench-{uuid.uuid4().hex[:8]}"
-    http_port = free_port()
     env = {**os.environ, "LOOPLINE_POSTGRES_SCHEMA": f"fb_{uuid.uuid4().hex[:8]}", "LOOPLINE_POSTGRES__DSN": dsn,
-           "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "LOOPLINE_HTTP_PORT": str(http_port),
-           "LOOPLINE_GRPC_PORT": str(free_port()), "LOOPLINE_RUN_DIR": str(root),
-           "LOOPLINE_TELEMETRY__LOCAL_TRACE_DIR": str(root / "traces")}
+           "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "LOOPLINE_RUN_DIR": str(root),
+           "LOOPLINE_TELEMETRY__LOCAL_TRACE_DIR": str(root / "traces"), **(extra_env or {})}
     if python_path:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [python_path, env.get("PYTHONPATH")]))
-    log = (root / "collector.log").open("wb")
     profile = os.environ.get("BENCH_FEEDBACK_PROFILE")  # a path: run the collector under cProfile
     command = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
                "-m", "loopline_feedback_collector"]
-    proc = subprocess.Popen(command, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    # Replicas: one consumer group (range assignment), each with its share of the partitions.
+    collectors: list[CollectorProcess] = []
     producer = EventProducer(KafkaSettings(bootstrap_servers=bootstrap), service="bench-feedback")
     consumer = AIOKafkaConsumer(LABELED, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest")
+    driver = None
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client, asyncio.timeout(60):
-            while True:
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+        for index in range(replicas):
+            collectors.append(await start_collector(command, env, root / f"collector-{index}.log"))
+        ports = [c.http_port for c in collectors]
         await producer.start()
         await consumer.start()
         await consumer.seek_to_end()
@@ -167,16 +195,18 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         for start in range(0, n, 2000):
             await producer.send_batch(PREDICTIONS, [Outgoing(pid, _prediction(model, pid)) for pid in ids[start:start + 2000]])
         # Wait until the collector has stored every prediction: what follows times the labels' joins.
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client, asyncio.timeout(180):
-            while True:
-                text = (await client.get("/metrics")).text
-                seen = sum(float(line.split()[-1]) for line in text.splitlines()
-                           if line.startswith("feedback_predictions_total"))
-                if seen >= n:
-                    break
+        async with asyncio.timeout(180):
+            while sum((await _metrics(ports, "feedback_predictions_total")).values()) < n:
                 await asyncio.sleep(0.2)
         sent_at: dict[str, float] = {}
         joined_at: dict[str, float] = {}
+        # The labels are encoded (CloudEvents over protobuf, as EventProducer writes them)
+        # before the clock starts, and sent through the driver: the load generator shares
+        # the machine, so its CPU per label is kept small (and reported).
+        labels = [(pid.encode(), *encode(new_event(_label(pid), source=producer.source))) for pid in ids]
+        driver = kafka_producer(KafkaSettings(bootstrap_servers=bootstrap), client_id="bench-feedback-labels")
+        await driver.start()
+        model_key = model.encode()
 
         async def collect() -> None:
             while len(joined_at) < n:
@@ -184,22 +214,28 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
                 now = time.perf_counter()
                 for records in batch.values():
                     for record in records:
-                        if record.key == model.encode():
-                            subject = dict(record.headers).get("ce_subject", b"").decode()
-                            joined_at.setdefault(subject, now)
+                        if record.key == model_key:
+                            for name, value in record.headers:
+                                if name == "ce_subject":
+                                    joined_at.setdefault(value.decode(), now)
+                                    break
 
         collector = asyncio.create_task(collect())
         tick = 0.02
         per_tick = max(1, int(rate * tick))
-        cpu = CpuMeter(proc.pid, stack_marker or str(root.parent))
+        cpu = CpuMeter([c.proc.pid for c in collectors], stack_marker or str(root.parent))
+        spy = _py_spy(collectors[0].proc.pid, n / rate + 2, python_path or extra_env)
+        before = await _metrics(ports, "feedback_batch_")
         cpu.start()
         started = time.perf_counter()
         sends = []
         for index, start in enumerate(range(0, n, per_tick)):
             chunk = ids[start:start + per_tick]
+            futures = [await driver.send(FEEDBACK, value=value, key=key, headers=headers)
+                       for key, value, headers in labels[start:start + per_tick]]
 
-            async def send(chunk: list[str] = chunk) -> None:
-                await producer.send_batch(FEEDBACK, [Outgoing(pid, _label(pid)) for pid in chunk])
+            async def send(chunk: list[str] = chunk, futures: list[asyncio.Future[object]] = futures) -> None:
+                await asyncio.gather(*futures)
                 acked = time.perf_counter()
                 for pid in chunk:
                     sent_at[pid] = acked
@@ -212,29 +248,74 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         sending_s = time.perf_counter() - started
         await asyncio.wait_for(collector, timeout=120)
         spent = cpu.per_join(n)
+        if spy is not None:
+            spy.wait(timeout=60)
         total_s = max(joined_at.values()) - started
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
-            metrics = {line.split()[0]: float(line.split()[-1]) for line in (await client.get("/metrics")).text
-                       .splitlines() if line.startswith("feedback_batch_")}
+        after = await _metrics(ports, "feedback_batch_")
+        metrics = {name: value - before.get(name, 0.0) for name, value in after.items()}  # the label phase
         batches = metrics.get("feedback_batch_seconds_count", 0.0)
         latencies = [(joined_at[pid] - sent_at[pid]) * 1000 for pid in ids if pid in joined_at and pid in sent_at]
-        return {"labels": n, "offered_rate": rate, "sending_s": round(sending_s, 2),
+        return {"labels": n, "offered_rate": rate, "replicas": replicas, "sending_s": round(sending_s, 2),
                 "joins_per_s": round(n / total_s), "p50_ms": round(statistics.median(latencies), 1),
                 "p99_ms": round(_pct(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
                 "handler_calls": int(batches),
                 "handler_ms_mean": round(1000 * metrics.get("feedback_batch_seconds_sum", 0.0) / max(batches, 1), 1),
                 **_phase_means(metrics), **spent}
     finally:
+        if driver is not None:
+            await driver.stop()
         await consumer.stop()
         await producer.stop()
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        for started in collectors:
+            started.stop()
+
+
+def _py_spy(pid: int, seconds: float, variant: object) -> subprocess.Popen[bytes] | None:
+    """py-spy on the collector for the label phase, when BENCH_FEEDBACK_PYSPY names a folder."""
+    folder = os.environ.get("BENCH_FEEDBACK_PYSPY")
+    if not folder:
+        return None
+    spy = shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy"
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    name = f"{'baseline' if variant else 'current'}-{pid}"
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds) + 1), "--rate", "200",
+                             "--format", "raw", "--output", str(Path(folder) / f"{name}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def _held(lock: str | None):  # type: ignore[no-untyped-def]
+    """An exclusive flock on ``lock`` (when given) while the block runs."""
+    if not lock:
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_KEYS = ("joins_per_s", "p50_ms", "p99_ms", "max_ms", "handler_ms_mean", "collector_cpu_us_per_join",
+         "kafka_cpu_us_per_join", "postgres_cpu_us_per_join", "bench_cpu_us_per_join", "machine_busy_cores", "other_work_cores")
+
+
+def _ratios(medians: list[dict[str, object]]) -> list[dict[str, object]]:
+    """current / baseline of each median, per offered rate."""
+    by = {(m["variant"], m["offered_rate"]): m for m in medians}
+    out = []
+    for (variant, rate), current in by.items():
+        base = by.get(("baseline", rate))
+        if variant != "current" or base is None:
+            continue
+        out.append({"offered_rate": rate, **{f"{k}_ratio": round(float(current[k]) / float(base[k]), 2)  # type: ignore[arg-type]
+                                            for k in _KEYS if float(base[k])}})  # type: ignore[arg-type]
+    return out
 
 
 def _medians(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    keys = ("joins_per_s", "p50_ms", "p99_ms", "max_ms", "handler_ms_mean", "collector_cpu_us_per_join",
-            "kafka_cpu_us_per_join", "postgres_cpu_us_per_join", "bench_cpu_us_per_join", "machine_busy_cores")
+    keys = _KEYS
     out = []
     for variant, rate in dict.fromkeys((r["variant"], r["offered_rate"]) for r in rows):
         runs = [r for r in rows if (r["variant"], r["offered_rate"]) == (variant, rate)]
@@ -246,34 +327,49 @@ def _medians(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 def main() -> int:
     from loopline_cli.stack import Stack, StackConfig
 
-    n = int(os.environ.get("BENCH_FEEDBACK_N", "30000"))
-    rates = [int(r) for r in os.environ.get("BENCH_FEEDBACK_RATE", "2000,5000").split(",")]
+    fixed_n = os.environ.get("BENCH_FEEDBACK_N")
+    seconds = float(os.environ.get("BENCH_FEEDBACK_SECONDS", "25"))
+    rates = [int(r) for r in os.environ.get("BENCH_FEEDBACK_RATE", "2000,5000,6000").split(",")]
     baseline = os.environ.get("BENCH_FEEDBACK_BASELINE")
-    repeat = int(os.environ.get("BENCH_FEEDBACK_REPEAT", "1"))
-    variants = [("baseline", baseline), ("current", None)] if baseline else [("current", None)]
+    repeat = int(os.environ.get("BENCH_FEEDBACK_REPEAT", "3"))
+    lock = os.environ.get("BENCH_FEEDBACK_LOCK")
+    replicas = int(os.environ.get("BENCH_FEEDBACK_REPLICAS", "1"))
+    baseline_env = dict(item.split("=", 1) for item in os.environ.get("BENCH_FEEDBACK_BASELINE_ENV", "").split(",")
+                        if item)
+    variants = [("baseline", baseline), ("current", None)] if baseline or baseline_env else [("current", None)]
     out = Path(os.environ.get("BENCH_OUT", ".run/bench"))
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-feedback-") as tmp:
         stack = Stack(StackConfig.for_tests(Path(tmp) / "stack"))
         try:
-            stack.ensure("kafka")
-            stack.ensure("postgres")
+            with _held(lock):
+                stack.ensure("kafka")
+                stack.ensure("postgres")
             for rate in rates:
+                n = int(fixed_n) if fixed_n else int(rate * seconds)
                 for attempt in range(repeat):
-                    for variant, python_path in variants:
-                        run = Path(tmp) / f"run-{rate}-{attempt}-{variant}"
-                        run.mkdir()
-                        row = asyncio.run(bench(stack.config.kafka_bootstrap, stack.config.postgres_dsn, run, n,
-                                                rate, python_path, stack_marker=str(Path(tmp) / "stack")))
-                        rows.append({"variant": variant, **row})
-                        print(json.dumps(rows[-1]), flush=True)
+                    # Alternate which variant goes first, so neither always meets a fresher broker.
+                    order = variants if attempt % 2 == 0 else variants[::-1]
+                    with _held(lock):
+                        for variant, python_path in order:
+                            run = Path(tmp) / f"run-{rate}-{attempt}-{variant}"
+                            run.mkdir()
+                            row = asyncio.run(bench(
+                                stack.config.kafka_bootstrap, stack.config.postgres_dsn, run, n, rate, python_path,
+                                stack_marker=str(Path(tmp) / "stack"),
+                                extra_env=baseline_env if variant == "baseline" else None, replicas=replicas))
+                            rows.append({"variant": variant, "attempt": attempt, **row})
+                            print(json.dumps(rows[-1]), flush=True)
         finally:
             stack.down()
     medians = _medians(rows)
     for row in medians:
         print("median", json.dumps(row))
+    ratios = _ratios(medians)
+    for row in ratios:
+        print("ratio", json.dumps(row))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "feedback.json").write_text(json.dumps({"results": rows, "medians": medians}, indent=2))
+    (out / "feedback.json").write_text(json.dumps({"results": rows, "medians": medians, "ratios": ratios}, indent=2))
     return 0
 
 

@@ -23,9 +23,14 @@ from loopline_core.kafka.topics import LABELED
 
 
 def free_port() -> int:
+    """A port free now; another process may bind it first (``Collector.ready`` copes with that)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+#: What the collector writes when it lost the race for a port (errno 98, EADDRINUSE).
+PORT_TAKEN = (b"address already in use", b"errno 98")
 
 
 class Collector:
@@ -33,19 +38,21 @@ class Collector:
 
     def __init__(self, postgres_dsn: str, kafka_bootstrap: str, root: Path, *, schema: str, group: str,
                  window_s: float = 3600.0, expiry_interval_s: float = 0.5, max_batch: int = 1000) -> None:
-        self.http_port = free_port()
-        self.grpc_port = free_port()
         self.env = {**os.environ, "LOOPLINE_POSTGRES_SCHEMA": schema, "LOOPLINE_POSTGRES__DSN": postgres_dsn,
-                    "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "LOOPLINE_HTTP_PORT": str(self.http_port),
-                    "LOOPLINE_GRPC_PORT": str(self.grpc_port), "LOOPLINE_JOIN__GROUP_ID": group,
+                    "LOOPLINE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "LOOPLINE_JOIN__GROUP_ID": group,
                     "LOOPLINE_JOIN__WINDOW_S": str(window_s),
                     "LOOPLINE_JOIN__EXPIRY_INTERVAL_S": str(expiry_interval_s),
                     "LOOPLINE_MAX_BATCH": str(max_batch), "LOOPLINE_RUN_DIR": str(root),
                     "LOOPLINE_TELEMETRY__LOCAL_TRACE_DIR": str(root / "traces")}
         self.root = root
-        self.url = f"http://127.0.0.1:{self.http_port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        self.http_port, self.grpc_port = free_port(), free_port()
+        self.env.update(LOOPLINE_HTTP_PORT=str(self.http_port), LOOPLINE_GRPC_PORT=str(self.grpc_port))
+        self.url = f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> None:
         self.starts += 1
@@ -53,16 +60,29 @@ class Collector:
         self.proc = subprocess.Popen([sys.executable, "-m", "loopline_feedback_collector"], env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
-    async def ready(self, timeout: float = 60.0) -> None:
-        async with httpx.AsyncClient(base_url=self.url) as client, asyncio.timeout(timeout):
+    def _lost_a_port(self) -> bool:
+        self.log.flush()
+        return any(marker in Path(self.log.name).read_bytes().lower() for marker in PORT_TAKEN)
+
+    async def ready(self, timeout: float = 60.0, port_retries: int = 3) -> None:
+        """Wait for /readyz. ``free_port`` cannot reserve a port: when another process took
+        one first and the collector exited on it, start again on new ports (the test reads
+        ``url`` and ``grpc_port`` after this)."""
+        async with asyncio.timeout(timeout):
             while True:
-                assert self.proc is not None and self.proc.poll() is None, f"collector exited; see {self.log.name}"
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
+                async with httpx.AsyncClient(base_url=self.url) as client:
+                    while self.proc is not None and self.proc.poll() is None:
+                        try:
+                            if (await client.get("/readyz")).status_code == 200:
+                                return
+                        except httpx.TransportError:
+                            pass
+                        await asyncio.sleep(0.05)
+                assert port_retries > 0 and self._lost_a_port(), f"collector exited; see {self.log.name}"
+                port_retries -= 1
+                self.log.close()
+                self._pick_ports()
+                self.start()
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -49,7 +49,8 @@ def wire(settings: FeedbackSettings) -> Collector:
                              max_records=settings.join.max_records,
                              concurrent_partitions=settings.join.concurrent_partitions,
                              fetch_min_bytes=settings.join.fetch_min_bytes,
-                             fetch_max_wait_ms=settings.join.fetch_max_wait_ms, co_partitioned=True)
+                             fetch_max_wait_ms=settings.join.fetch_max_wait_ms, co_partitioned=True,
+                             poll_top_up_ms=settings.join.poll_top_up_ms)
     window = timedelta(seconds=settings.join.window_s)
 
     async def sweep() -> None:

@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
 
 from loopline.events.v1 import predictions_pb2
@@ -47,9 +48,8 @@ def check_feedback(feedback: predictions_pb2.FeedbackReceived, now: datetime) ->
             raise InvalidArgument(f"event_time {event_time.isoformat()} is in the future", field="event_time")
 
 
-@dataclass(frozen=True, slots=True)
-class Score:
-    """How one prediction fared against its label."""
+class Score(NamedTuple):
+    """How one prediction fared against its label (a named tuple: one is made per join)."""
 
     task: str  # "classification" | "regression"
     correct: bool = False
@@ -59,18 +59,24 @@ class Score:
     error: float = 0.0
 
 
-def _tensor(prediction: predictions_pb2.PredictionLogged, name: str) -> list[float] | None:
+def _outputs(prediction: predictions_pb2.PredictionLogged) -> tuple[list[float] | None, list[float] | None]:
+    """The first 'probabilities' and the first 'prediction' output tensors' values (one pass)."""
+    probabilities = values = None
     for tensor in prediction.outputs:
-        if tensor.name == name:
-            return list(tensor.fp_contents)
-    return None
+        name = tensor.name
+        if name == "probabilities":
+            return list(tensor.fp_contents), None
+        if name == "prediction" and values is None:
+            values = list(tensor.fp_contents)
+    return probabilities, values
 
 
 def score(prediction: predictions_pb2.PredictionLogged, feedback: predictions_pb2.FeedbackReceived) -> Score:
     """Score a prediction against its label; ``InvalidArgument`` if the label type does not
     fit the model's outputs (a classifier needs a class, a regressor a number)."""
-    probabilities = _tensor(prediction, "probabilities")
-    kind = feedback.label.WhichOneof("value")
+    probabilities, values = _outputs(prediction)
+    label = feedback.label
+    kind = label.WhichOneof("value")
     if probabilities is not None:
         if not probabilities:
             raise InvalidArgument("the prediction's probabilities tensor is empty", field="outputs")
@@ -78,28 +84,66 @@ def score(prediction: predictions_pb2.PredictionLogged, feedback: predictions_pb
             raise InvalidArgument("a classifier's prediction needs a class label, not a number", field="label")
         if kind == "class_label":
             # Class names do not travel with a prediction: a class_label must be a decimal index.
-            text = feedback.label.class_label.strip()
+            text = label.class_label.strip()
             if not text.isdigit():
                 raise InvalidArgument(f"class label {text!r} is not a known class name; send class_index",
                                       field="label.class_label")
             label_class = int(text)
         else:
-            label_class = feedback.label.class_index
+            label_class = label.class_index
         if label_class >= len(probabilities):
             raise InvalidArgument(f"class index {label_class} is out of range for {len(probabilities)} classes",
                                   field="label.class_index")
-        predicted = max(range(len(probabilities)), key=probabilities.__getitem__)
+        # the first of equal maxima, as max(range(n), key=probabilities.__getitem__)
+        predicted = probabilities.index(max(probabilities))
         p = min(max(probabilities[label_class], EPS), 1.0)
-        return Score("classification", correct=predicted == label_class, predicted_class=predicted,
-                     label_class=label_class, log_loss=-math.log(p), error=0.0 if predicted == label_class else 1.0)
-    values = _tensor(prediction, "prediction")
-    if values is None or not values:
+        correct = predicted == label_class
+        return Score("classification", correct, predicted, label_class, -math.log(p), 0.0 if correct else 1.0)
+    if not values:
         raise InvalidArgument("the prediction has neither a 'probabilities' nor a 'prediction' output",
                               field="outputs")
     if kind != "number":
         raise InvalidArgument("a regressor's prediction needs a number label, not a class", field="label")
-    error = values[0] - feedback.label.number
-    return Score("regression", correct=False, error=error)
+    return Score("regression", False, None, None, None, values[0] - label.number)
+
+
+@dataclass(slots=True)
+class LabelState:
+    """A prediction's label as the join state holds it: the value with the latest event time."""
+
+    event_time: datetime
+    value: str
+    revision: int
+    #: The label that last set or refreshed this state; None: as held, unchanged.
+    feedback: predictions_pb2.FeedbackReceived | None = None
+
+
+#: A change of a held label: revision, old value, new value, old event time, new event time.
+Change = tuple[int, str, str, datetime, datetime]
+
+
+def apply_label(state: LabelState | None, event_time: datetime, value: str,
+                feedback: predictions_pb2.FeedbackReceived, changes: list[Change]) -> tuple[LabelState, str]:
+    """Apply one arriving label to a prediction's label state; returns the new state and the
+    outcome: ``new`` (none held), ``duplicate`` (same value; a later event time refreshes the
+    held time, so an older conflicting label that comes after it stays stale), ``changed``
+    (a different value with a later event time: revision + 1, the change appended to
+    ``changes``) or ``stale`` (a different value, not later: ignored).
+
+    Applied to a partition's labels in arrival order, one at a time or a batch at once, this
+    gives the same state, revisions and recorded changes, and applying an already applied
+    label again changes nothing (a redelivery after a crash is a duplicate or stale)."""
+    if state is None:
+        return LabelState(event_time, value, 0, feedback), "new"
+    if value == state.value:
+        if event_time > state.event_time:
+            state.event_time, state.feedback = event_time, feedback
+        return state, "duplicate"
+    if event_time > state.event_time:
+        revision = state.revision + 1
+        changes.append((revision, state.value, value, state.event_time, event_time))
+        return LabelState(event_time, value, revision, feedback), "changed"
+    return state, "stale"
 
 
 def labeled_event_id(prediction_id: str, version: int, variant: int, revision: int) -> str:

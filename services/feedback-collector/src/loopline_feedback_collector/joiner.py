@@ -80,7 +80,7 @@ class Joiner:
     async def handle_batch(self, deliveries: list[Delivery[Message]]) -> None:
         started = time.perf_counter()
         predictions: dict[tuple[str, int, int], predictions_pb2.PredictionLogged] = {}
-        labels: dict[str, predictions_pb2.FeedbackReceived] = {}
+        labels: dict[str, list[predictions_pb2.FeedbackReceived]] = {}
         now = self._clock()
         now_ts = Timestamp()
         now_ts.FromDatetime(now)
@@ -94,25 +94,26 @@ class Joiner:
                 if not data.HasField("received_at"):
                     data.received_at.CopyFrom(now_ts)
                 held = labels.get(data.prediction_id)
-                if held is None or _newer(data, held):
-                    labels[data.prediction_id] = data
+                if held is None:
+                    labels[data.prediction_id] = [data]
+                else:  # applied in arrival order (domain.apply_label), as if in batches of one
+                    held.append(data)
         phases = _Phases(self.metrics.phase_seconds, started)
         # Driver errors become the taxonomy: a lost connection or a deadlock is retried
         # with backoff instead of sending the batch record by record to the dead-letter topic.
         async with translated_errors():
             async with self._pool().acquire() as conn:
                 phases.done("acquire")
-                async with conn.transaction():
+                async with store.join_transaction(conn):
                     if predictions:
                         await store.insert_predictions(conn, [
                             (pid, version, variant, p.model, utc(p.served_at), p.SerializeToString())
                             for (pid, version, variant), p in predictions.items()])
                         self.metrics.predictions.inc(len(predictions))
-                    if labels:
-                        await self._upsert_labels(conn, labels)
+                    fresh = await self._upsert_labels(conn, labels) if labels else {}
                     phases.done("store")
-                    ids = sorted({pid for pid, _, _ in predictions} | set(labels))
-                    outgoing = await self._join(conn, ids, now, now_ts)
+                    held = sorted(({pid for pid, _, _ in predictions} | set(labels)).difference(fresh))
+                    outgoing = await self._join(conn, fresh, held, now, now_ts)
                     phases.done("join")
                     if outgoing:
                         await self._producer.send_batch(LABELED, outgoing)
@@ -121,64 +122,104 @@ class Joiner:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     async def _upsert_labels(self, conn: asyncpg.Connection,
-                             labels: dict[str, predictions_pb2.FeedbackReceived]) -> None:
-        """Same value: no-op; a different value with a later event time wins (revision + 1,
-        the change recorded); an older one is ignored."""
-        values = {pid: label_value(feedback.label) for pid, feedback in labels.items()}
-        new = await store.insert_new_labels(conn, [
-            (pid, utc(feedback.event_time), utc(feedback.received_at), values[pid], feedback.SerializeToString())
-            for pid, feedback in labels.items()])
-        outcomes = collections.Counter({"new": len(new)})
+                             labels: dict[str, list[predictions_pb2.FeedbackReceived]]
+                             ) -> dict[str, tuple[predictions_pb2.FeedbackReceived, int]]:
+        """Apply each prediction's labels in arrival order (``domain.apply_label``): the same
+        value is a no-op, a different value with a later event time wins (revision + 1, the
+        change recorded in label_changes), an older one is stale; each outcome is counted.
+        One statement inserts the labels not held yet (folded, when a batch has several for
+        one prediction); those already held (duplicates, corrections: rare) are then locked,
+        and their labels applied to what is held.
+
+        Returns the labels that were not held before (prediction id: the label and its
+        revision): no joined or rejected record can exist for them yet."""
+        outcomes: collections.Counter[str] = collections.Counter()
+        changes: list[store.LabelChange] = []
+        rows = []
+        fresh: dict[str, tuple[predictions_pb2.FeedbackReceived, int]] = {}
+        several: dict[str, tuple[collections.Counter[str], list[store.LabelChange]]] = {}
+        for pid, arrived in labels.items():
+            first = arrived[0]
+            if len(arrived) == 1:  # the common case, without the fold
+                rows.append((pid, utc(first.event_time), utc(first.received_at), label_value(first.label),
+                             first.SerializeToString(), 0))
+                fresh[pid] = (first, 0)
+                continue
+            counted: collections.Counter[str] = collections.Counter()
+            changed: list[store.LabelChange] = []
+            state = _apply(pid, None, arrived, counted, changed)
+            assert state.feedback is not None
+            several[pid] = (counted, changed)
+            fresh[pid] = (state.feedback, state.revision)
+            rows.append((pid, state.event_time, utc(first.received_at), state.value,
+                         state.feedback.SerializeToString(), state.revision))
+        new = await store.insert_new_labels(conn, rows)
+        outcomes["new"] += len(new) - len(new.intersection(several))
+        for pid in new.intersection(several):
+            counted, changed = several[pid]
+            outcomes.update(counted)
+            changes.extend(changed)
         if len(new) < len(labels):
             held = await store.lock_labels(conn, [pid for pid in labels if pid not in new])
-            updates, changes = [], []
+            updates = []
             for pid, row in held.items():
-                feedback, value = labels[pid], values[pid]
-                event_time = utc(feedback.event_time)
-                if row.label_value == value:
-                    outcomes["duplicate"] += 1
-                elif event_time > row.event_time:
-                    revision = row.revision + 1
-                    updates.append((pid, event_time, value, feedback.SerializeToString(), revision))
-                    changes.append((pid, revision, row.label_value, value, row.event_time, event_time))
-                    outcomes["changed"] += 1
-                else:
-                    outcomes["stale"] += 1
+                start = domain.LabelState(row.event_time, row.label_value, row.revision)
+                state = _apply(pid, start, labels[pid], outcomes, changes)
+                if state.feedback is not None:  # changed, or its time refreshed by a later duplicate
+                    updates.append((pid, state.event_time, state.value, state.feedback.SerializeToString(),
+                                    state.revision))
             if updates:
-                await store.replace_labels(conn, updates, changes)
+                await store.replace_labels(conn, updates, [])
+        if changes:
+            await store.replace_labels(conn, [], changes)
         for outcome, count in outcomes.items():
             if count:
                 self.metrics.labels.labels(outcome).inc(count)
+        if len(new) < len(fresh):
+            fresh = {pid: fresh[pid] for pid in new}
+        return fresh
 
-    async def _join(self, conn: asyncpg.Connection, ids: list[str], now: datetime,
-                    now_ts: Timestamp) -> list[Outgoing]:
-        if not ids:
+    async def _join(self, conn: asyncpg.Connection, fresh: dict[str, tuple[predictions_pb2.FeedbackReceived, int]],
+                    held: list[str], now: datetime, now_ts: Timestamp) -> list[Outgoing]:
+        """Join the batch's ids: ``fresh`` labels (just inserted, in hand) with their predictions,
+        and the other ids through the stored labels and joined records."""
+        if not fresh and not held:
             return []
         outgoing: list[Outgoing] = []
         joined_rows: list[store.JoinedRow] = []
+        replaced_rows: list[store.JoinedRow] = []
         rejected_rows: list[store.RejectedRow] = []
         joins: collections.Counter[tuple[str, str]] = collections.Counter()
-        for pair in await store.pairs_to_emit(conn, ids):
-            prediction = predictions_pb2.PredictionLogged.FromString(pair.prediction)
-            feedback = predictions_pb2.FeedbackReceived.FromString(pair.feedback)
-            key = (pair.prediction_id, pair.version, pair.variant)
+        from_prediction = predictions_pb2.PredictionLogged.FromString
+        from_feedback = predictions_pb2.FeedbackReceived.FromString
+        labeled = predictions_pb2.LabeledPrediction
+        for pid, version, variant, model, served_at, prediction_bytes, feedback_bytes, revision in (
+                await store.pairs_to_emit(conn, sorted(fresh), held)):
+            prediction = from_prediction(prediction_bytes)
+            if feedback_bytes is None:
+                feedback, revision = fresh[pid]
+                rows = joined_rows
+            else:
+                feedback = from_feedback(feedback_bytes)
+                rows = replaced_rows
             try:
                 scored = domain.score(prediction, feedback)
             except InvalidArgument as exc:
-                rejected_rows.append((*key, str(exc)))
+                rejected_rows.append((pid, version, variant, str(exc)))
                 continue
             delay = domain.label_delay_ms(prediction, feedback)
-            record = predictions_pb2.LabeledPrediction(
-                prediction=prediction, feedback=feedback, joined_at=now_ts, label_delay_ms=delay,
-                correct=scored.correct, error=scored.error, revision=pair.revision)
-            event_id = domain.labeled_event_id(*key, pair.revision)
-            joined_rows.append((*key, pair.model, pair.revision, event_id, scored.task, pair.served_at, now,
-                                delay, scored.correct, scored.predicted_class, scored.label_class, scored.log_loss,
-                                scored.error, record.SerializeToString()))
-            outgoing.append(Outgoing(pair.model, record, subject=pair.prediction_id, event_id=event_id))
-            joins[(pair.model, str(pair.variant))] += 1
+            record = labeled(prediction=prediction, feedback=feedback, joined_at=now_ts, label_delay_ms=delay,
+                             correct=scored.correct, error=scored.error, revision=revision)
+            event_id = domain.labeled_event_id(pid, version, variant, revision)
+            rows.append((pid, version, variant, model, revision, event_id, scored.task, served_at, now,
+                         delay, scored.correct, scored.predicted_class, scored.label_class, scored.log_loss,
+                         scored.error, record.SerializeToString()))
+            outgoing.append(Outgoing(model, record, subject=pid, event_id=event_id))
+            joins[(model, str(variant))] += 1
         if joined_rows:
-            await store.store_joined(conn, joined_rows)
+            await store.insert_joined(conn, joined_rows)
+        if replaced_rows:
+            await store.store_joined(conn, replaced_rows)
         if rejected_rows:
             await store.store_rejected(conn, rejected_rows)
             self.metrics.rejected.inc(len(rejected_rows))
@@ -189,13 +230,23 @@ class Joiner:
         return outgoing
 
     async def expire(self, window: timedelta) -> dict[str, int]:
-        """Mark unmatched predictions and labels older than ``window`` (by arrival) expired, and count them."""
+        """Mark unmatched predictions and labels older than ``window`` (by arrival) expired, and count them.
+
+        A label is matched when a joined record holds it; the sweep marks the matched ones
+        older than the window too, so that they leave the sweep's index (the join does not
+        write the label again). It holds the join lock exclusively: the join batches in
+        flight commit first, and none starts until the sweep is done, so an item is never
+        both joined and counted as expired."""
         cutoff = self._clock() - window
         async with self._pool().acquire() as conn, conn.transaction():
+            await store.exclusive_join_lock(conn)
             predictions = await conn.fetchval(
                 "WITH gone AS (UPDATE predictions p SET expired = true WHERE NOT p.expired AND p.received_at < $1"
                 " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.prediction_id = p.prediction_id)"
                 " RETURNING 1) SELECT count(*) FROM gone", cutoff)
+            await conn.execute(
+                "UPDATE labels l SET matched = true WHERE NOT matched AND NOT expired AND received_at < $1"
+                " AND EXISTS (SELECT 1 FROM joined j WHERE j.prediction_id = l.prediction_id)", cutoff)
             labels = await conn.fetchval(
                 "WITH gone AS (UPDATE labels SET expired = true WHERE NOT matched AND NOT expired"
                 " AND received_at < $1 RETURNING 1) SELECT count(*) FROM gone", cutoff)
@@ -218,8 +269,17 @@ def utc(timestamp: Timestamp) -> datetime:
     return _EPOCH + timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
 
 
-def _newer(candidate: predictions_pb2.FeedbackReceived, held: predictions_pb2.FeedbackReceived) -> bool:
-    return candidate.event_time.ToDatetime() > held.event_time.ToDatetime()
+def _apply(pid: str, state: domain.LabelState | None, arrived: list[predictions_pb2.FeedbackReceived],
+           outcomes: collections.Counter[str], changes: list[store.LabelChange]) -> domain.LabelState:
+    """Apply a prediction's labels in arrival order to ``state``; count the outcomes, collect the changes."""
+    found: list[domain.Change] = []
+    for feedback in arrived:
+        state, outcome = domain.apply_label(state, utc(feedback.event_time), label_value(feedback.label),
+                                            feedback, found)
+        outcomes[outcome] += 1
+    changes.extend((pid, *change) for change in found)
+    assert state is not None
+    return state
 
 
 __all__ = ["Joiner", "JoinMetrics"]

@@ -21,6 +21,9 @@ class JoinSettings(BaseModel):
     #: passed: larger batches (fewer transactions and requests) for a bounded delay.
     fetch_min_bytes: int = Field(default=64 * 1024, ge=1)
     fetch_max_wait_ms: int = Field(default=50, ge=0)
+    #: A poll that got records asks once more for up to this long, so that what arrived
+    #: while the last batch was joined is joined now rather than one batch later (0: off).
+    poll_top_up_ms: int = Field(default=10, ge=0)
 
 
 class FeedbackSettings(ServiceSettings):

@@ -30,6 +30,14 @@ lane, so a join never sees two of its inputs half-applied at once; different key
 overlap their database and broker round trips. Off by default: order across
 partitions is then the poll's, one batch at a time.
 
+Topping up a poll (``poll_top_up_ms`` > 0): the driver (aiokafka) holds at most one
+fetched response per partition and sends the next fetch only once that was consumed,
+so a poll after a long batch gets what arrived early in that batch, and the rest waits
+a whole extra batch. With a top-up, a poll that returned records asks once more, for at
+most that many milliseconds, so the records that arrived while the last batch was being
+handled join this one (order per partition kept; never more than ``max_records``). Off by
+default.
+
 ``stop()`` or cancelling ``run()`` is a graceful stop: the record in hand is
 finished (a retry wait is cut short and the record left for redelivery), what is
 done is committed, and the consumer leaves its group.
@@ -119,11 +127,12 @@ class EventConsumer:
                  batch_handler: BatchHandler | None = None, driver: ConsumerDriver | None = None,
                  max_records: int = 100, stop_grace_s: float = 30.0, concurrent_partitions: bool = False,
                  fetch_min_bytes: int = 1, fetch_max_wait_ms: int = 500, co_partitioned: bool = False,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 poll_top_up_ms: int = 0, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """Exactly one of ``handler`` (one record at a time) and ``batch_handler``
         (each polled partition batch at once; see ``RecordProcessor.process_batch``).
-        ``concurrent_partitions``: partition lanes (module docstring); ``fetch_*`` and
-        ``co_partitioned``: see ``kafka_consumer`` (unused with an injected ``driver``)."""
+        ``concurrent_partitions``: partition lanes, ``poll_top_up_ms``: topping up a poll
+        (module docstring); ``fetch_*`` and ``co_partitioned``: see ``kafka_consumer``
+        (unused with an injected ``driver``)."""
         _check_dead_letter_topics(topics)
         if (handler is None) == (batch_handler is None):
             raise InvalidArgument("give exactly one of handler and batch_handler", field="handler")
@@ -139,6 +148,7 @@ class EventConsumer:
         self._max_records = max_records
         self._stop_grace_s = stop_grace_s
         self._concurrent = concurrent_partitions
+        self._top_up_ms = poll_top_up_ms
         self._driver_options = {"fetch_min_bytes": fetch_min_bytes, "fetch_max_wait_ms": fetch_max_wait_ms,
                                 "co_partitioned": co_partitioned}
         self._stopping = asyncio.Event()
@@ -220,7 +230,17 @@ class EventConsumer:
         if poll.cancelled():
             return {}
         async with translated_kafka_errors(f"polling as {self.group_id}"):
-            return poll.result()
+            polled = poll.result()
+        if self._top_up_ms and polled and not self._stopping.is_set():
+            room = self._max_records - sum(len(records) for records in polled.values())
+            if room > 0:
+                async with translated_kafka_errors(f"polling as {self.group_id}"):
+                    more = await driver.getmany(timeout_ms=self._top_up_ms, max_records=room)
+                if more:
+                    polled = {tp: list(records) for tp, records in polled.items()}
+                    for tp, records in more.items():
+                        polled.setdefault(tp, []).extend(records)
+        return polled
 
     async def _finish(self, record: ConsumerRecord) -> bool:
         # Shielded: cancelling run() (service shutdown) must not cut a handler short.
