@@ -31,7 +31,7 @@ class JsonlSpanExporter(SpanExporter):
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(span_to_dict(s), separators=(",", ":")) for s in spans]
+        lines = [span_to_json(s) for s in spans]
         with self._lock, self._path.open("a", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
         return SpanExportResult.SUCCESS
@@ -59,6 +59,49 @@ def span_to_dict(span: ReadableSpan) -> dict[str, object]:
             for link in span.links
         ],
     }
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+#: JSON of span names and service names, which repeat from span to span (bounded: cleared when full).
+_strings: dict[str, str] = {}
+
+
+def _string(value: str) -> str:
+    encoded = _strings.get(value)
+    if encoded is None:
+        if len(_strings) >= 1024:
+            _strings.clear()
+        encoded = _strings[value] = _encode(value)
+    return encoded
+
+
+def _value(value: object) -> str:
+    return _string(value) if type(value) is str else _encode(value)
+
+
+def _ns(value: int | None) -> str:
+    return "null" if value is None else str(value)
+
+
+def span_to_json(span: ReadableSpan) -> str:
+    """``json.dumps(span_to_dict(span), separators=(",", ":"))``, at a fraction of its cost:
+    the export thread runs this for every span, holding the interpreter's lock."""
+    ctx = span.get_span_context()
+    parent = span.parent
+    attributes = span.attributes
+    links = span.links
+    return "".join((
+        '{"trace_id":"', format(ctx.trace_id, "032x"), '","span_id":"', format(ctx.span_id, "016x"),
+        '","parent_span_id":', '"' + format(parent.span_id, "016x") + '"' if parent else "null",
+        ',"name":', _string(span.name), ',"kind":"', span.kind.name,
+        '","service":', _value(span.resource.attributes.get(SERVICE_NAME, "")),
+        ',"start_ns":', _ns(span.start_time), ',"end_ns":', _ns(span.end_time),
+        ',"status":"', span.status.status_code.name,
+        '","attributes":', _encode(dict(attributes)) if attributes else "{}",
+        ',"links":[', ",".join(
+            f'{{"trace_id":"{link.context.trace_id:032x}","span_id":"{link.context.span_id:016x}"}}'
+            for link in links) if links else "", "]}",
+    ))
 
 
 def _otlp_endpoint(env: Mapping[str, str]) -> str | None:
