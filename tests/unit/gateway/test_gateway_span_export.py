@@ -46,3 +46,26 @@ def test_a_span_not_ended_has_null_end() -> None:
     assert json.loads(span_to_json(span))["end_ns"] is None  # type: ignore[arg-type]
     assert span_to_json(span) == json.dumps(span_to_dict(span), separators=(",", ":"))  # type: ignore[arg-type]
     span.end()
+
+
+def test_otlp_request_equals_the_sdks() -> None:
+    """``encode_otlp`` builds the request the SDK's encoder builds (one resource, one or several
+    scopes, equal resources as distinct objects merged), and the OTLP exporter uses it."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from loopline_core.telemetry import _otlp_exporter, encode_otlp
+
+    first = _spans(Resource.create({SERVICE_NAME: "serving-gateway"}))
+    same, again = _spans(Resource({SERVICE_NAME: "same"})), _spans(Resource({SERVICE_NAME: "same"}))
+    assert same[0].resource == again[0].resource and same[0].resource is not again[0].resource
+    other = _spans(Resource({SERVICE_NAME: "other"}))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=first[0].resource)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("second scope", "1.0").start_span("s", attributes={"k": "v"}).end()
+    scoped = list(exporter.get_finished_spans())
+    for batch in (first, first + scoped + first, first + other + first, same + again, same + first + again, []):
+        assert encode_otlp(batch) == encode_spans(batch)
+        assert len(encode_otlp(batch).resource_spans) == len(encode_spans(batch).resource_spans)
+        assert encode_otlp(batch).SerializeToString() == encode_spans(batch).SerializeToString()
+    assert _otlp_exporter()._translate_data(first) == encode_spans(first)  # type: ignore[attr-defined]

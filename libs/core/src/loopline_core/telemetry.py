@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -104,6 +105,56 @@ def span_to_json(span: ReadableSpan) -> str:
     ))
 
 
+def encode_otlp(spans: Sequence[ReadableSpan]) -> Any:
+    """The OTLP export request for ``spans``, as the SDK's ``encode_spans`` builds it, with the
+    spans grouped by their resource and scope objects first: the SDK groups by the resource's
+    hash, a JSON dump of its attributes per span. Groups of equal but distinct resources (or
+    scopes) are then merged, so the request has the same groups (spans of a merged group in
+    the order of their objects, first seen first)."""
+    from opentelemetry.exporter.otlp.proto.common._internal import (
+        _encode_instrumentation_scope, _encode_resource,
+    )
+    from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    by_object: dict[int, tuple[Resource, dict[int, tuple[Any, list[ReadableSpan]]]]] = {}
+    for span in spans:
+        resource = span.resource
+        entry = by_object.get(id(resource))
+        if entry is None:
+            entry = by_object[id(resource)] = (resource, {})
+        scope = span.instrumentation_scope or None
+        group = entry[1].get(id(scope))
+        if group is None:
+            group = entry[1][id(scope)] = (scope, [])
+        group[1].append(span)
+    merged: dict[Resource, dict[Any, list[ReadableSpan]]] = {}
+    for resource, scopes in by_object.values():
+        target = merged.setdefault(resource, {})
+        for scope, group_spans in scopes.values():
+            target.setdefault(scope, []).extend(group_spans)
+    request = ExportTraceServiceRequest()
+    for resource, scopes in merged.items():
+        resource_spans = request.resource_spans.add(resource=_encode_resource(resource),
+                                                    schema_url=resource.schema_url)
+        for scope, group_spans in scopes.items():
+            scope_spans = resource_spans.scope_spans.add(scope=_encode_instrumentation_scope(scope),
+                                                         schema_url=scope.schema_url if scope else None)
+            scope_spans.spans.extend([_encode_span(span) for span in group_spans])
+    return request
+
+
+def _otlp_exporter() -> SpanExporter:
+    """The OTLP/gRPC exporter (configured by the OTEL_EXPORTER_OTLP_* variables), encoding with ``encode_otlp``."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    class _Exporter(OTLPSpanExporter):
+        def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
+            return encode_otlp(data)
+
+    return _Exporter()
+
+
 def _otlp_endpoint(env: Mapping[str, str]) -> str | None:
     return env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
 
@@ -118,9 +169,7 @@ def setup_tracing(
     resource = Resource.create({SERVICE_NAME: env.get("OTEL_SERVICE_NAME", service_name)})
     provider = TracerProvider(resource=resource)
     if _otlp_endpoint(env):
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        exporter: SpanExporter = OTLPSpanExporter()
+        exporter: SpanExporter = _otlp_exporter()
     else:
         exporter = JsonlSpanExporter(settings.local_trace_dir / f"{service_name}.jsonl")
     provider.add_span_processor(BatchSpanProcessor(exporter))
