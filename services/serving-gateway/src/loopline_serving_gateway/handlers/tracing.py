@@ -14,7 +14,8 @@ ends it is handed to the provider's span processors (the batch exporter) as the 
 ``ReadableSpan``, the very object its exporters read. That skips what the SDK's own
 span does per span and the gateway does not use (locks, attribute re-validation,
 span limits, the processors' ``on_start``, the SDK's self-metrics) and costs about a
-third of it. Any other provider gets the ordinary tracer's spans.
+third of it. Any other provider (the API's proxy too: ``Tracing`` is made after
+``setup_tracing``) gets the ordinary tracer's spans.
 """
 
 from __future__ import annotations
