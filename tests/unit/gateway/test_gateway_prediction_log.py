@@ -162,3 +162,23 @@ async def test_the_gateway_stops_within_its_grace_period_while_kafka_is_down(tmp
     assert time.monotonic() - began < 2
     assert plog.dropped == 4
     assert gateway.metrics.registry.get_sample_value("gateway_prediction_log_dropped_total") == 4
+
+
+def test_raw_tensors_convert_as_flat_values_does() -> None:
+    """The array fast path for raw FP32/FP64/INT32/INT64 gives what the numpy conversion gives."""
+    import numpy as np
+
+    from loopline_serving_gateway.handlers.prediction_log import _tensors
+    from loopline_serving_gateway.handlers.tensors import flat_values
+
+    request = pb.ModelInferRequest()
+    arrays = {"FP32": np.array([[1.5, -0.1, np.inf, 3e38]], np.float32),
+              "FP64": np.array([[0.1, -2.5]], np.float64), "INT32": np.array([[-(2**31), 7]], np.int32),
+              "INT64": np.array([[2**62, -3]], np.int64), "UINT8": np.array([[255, 1]], np.uint8)}
+    for datatype, values in arrays.items():
+        request.inputs.add(name=datatype, datatype=datatype, shape=list(values.shape))
+        request.raw_input_contents.append(values.tobytes())
+    found = _tensors(request.inputs, request.raw_input_contents)
+    for (name, datatype, shape, field, values), raw in zip(found, request.raw_input_contents, strict=True):
+        assert (field, values) == flat_values(datatype, raw)
+        assert [type(v) for v in values] == [type(v) for v in flat_values(datatype, raw)[1]]
