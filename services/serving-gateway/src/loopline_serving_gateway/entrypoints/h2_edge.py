@@ -304,11 +304,12 @@ class _Head:
 class _Stream:
     __slots__ = ("id", "path", "metadata", "deadline", "encoding", "body", "recv_window", "unacked",
                  "send_window", "pending", "task", "timer", "half_closed", "closed", "refused", "context", "inbox",
-                 "handler")
+                 "handler", "scanned")
 
     def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
         self.id = stream_id
         self.path = ""
+        self.scanned = 0  # where in body the next message prefix not yet checked by _too_large starts
         self.metadata: tuple[tuple[str, str | bytes], ...] = ()
         self.deadline: float | None = None
         self.encoding = ""
@@ -463,11 +464,17 @@ class H2Connection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None
 
-    def pause_writing(self) -> None:  # the client's windows bound what we queue
-        pass
+    def pause_writing(self) -> None:
+        # A client that does not read its answers, PING or SETTINGS ACKs (however large the windows
+        # it advertised) is not read either until it catches up: what we queue for it stays bounded.
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
 
     def resume_writing(self) -> None:
-        pass
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     # --- frames -------------------------------------------------------------------------
 
@@ -646,12 +653,13 @@ class H2Connection(asyncio.Protocol):
     def _drop_body(self, stream: _Stream) -> None:
         self._held -= len(stream.body)
         stream.body = bytearray()
+        stream.scanned = 0
 
     def _too_large(self, stream: _Stream) -> bool:
         """Refuse a message over the limit as soon as its length prefix (or its bytes) say so."""
         limit = self._limits.max_message_bytes
         body = stream.body
-        offset = 0
+        offset = stream.scanned  # each prefix is read once, not once per DATA frame
         while len(body) - offset >= 5:
             length = _U32.unpack_from(body, offset + 1)[0]
             if length > limit:
@@ -659,6 +667,7 @@ class H2Connection(asyncio.Protocol):
                              f"the request message is {length} bytes, over the limit of {limit}")
                 return True
             offset += 5 + length
+        stream.scanned = offset
         return False
 
     def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:
@@ -796,6 +805,7 @@ class H2Connection(asyncio.Protocol):
             offset = start + length
         if partial and offset:
             self._held -= offset
+            stream.scanned -= offset
             del body[:offset]
         return messages
 
@@ -957,6 +967,8 @@ class H2Connection(asyncio.Protocol):
             # stop the client sending the rest (RFC 9113 8.1: NO_ERROR after a complete answer)
             self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
             self._streams.pop(stream.id, None)
+        if stream.task is not None:  # a client-streaming call already running ends here too
+            self._cancel(stream)
         self._server.stream_done(self)
 
     def _http_error(self, stream: _Stream, status: int, message: str) -> None:
