@@ -358,6 +358,8 @@ MALFORMED = {
     "te other than trailers": [("te", "gzip")],
     "pseudo-header after a regular one": [("x-a", "1"), (":authority", "y")],
     "unknown pseudo-header": [(":status", "200")],
+    "CR LF in a value": [("x-a", "1\r\nx-injected: 2")],
+    "NUL in a value": [("x-a", "a\x00b")],
 }
 
 
@@ -370,6 +372,22 @@ async def test_malformed_requests_are_reset_with_protocol_error(
              h2.frame(h2.DATA, h2.END_STREAM, 1, _message(b"x")))
     assert await raw.reset_code(1) == h2.PROTOCOL_ERROR
     raw.send(raw.call(3, b"fine"))  # the HPACK state followed: the next request decodes
+    assert (await raw.answer(3))[1] == _message(b"fine")
+    raw.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("twice", [":path", ":method"])
+async def test_a_repeated_pseudo_header_is_malformed(
+        edge: tuple[NativeGrpcServer, dict[str, int], list[str]], twice: str) -> None:
+    server, _, problems = edge
+    raw = await Raw.open(server.port)
+    headers = [(":method", "POST"), (":scheme", "http"), (":path", "/test.Edge/Echo"), (":authority", "x")]
+    headers.append((twice, dict(headers)[twice]))
+    block = raw.encoder.encode([*headers, ("content-type", "application/grpc"), ("te", "trailers")])
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, block), h2.frame(h2.DATA, h2.END_STREAM, 1, _message(b"x")))
+    assert await raw.reset_code(1) == h2.PROTOCOL_ERROR
+    raw.send(raw.call(3, b"fine"))
     assert (await raw.answer(3))[1] == _message(b"fine")
     raw.close()
     assert problems == []

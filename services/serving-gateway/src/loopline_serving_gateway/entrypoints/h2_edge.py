@@ -262,8 +262,12 @@ class _Head:
                 if seen_regular:
                     self.malformed = "a pseudo-header after regular headers"
                 elif name == ":path":
+                    if self.path:
+                        self.malformed = "a second :path"
                     self.path = value
                 elif name == ":method":
+                    if method:
+                        self.malformed = "a second :method"
                     method = value
                 elif name not in (":scheme", ":authority"):
                     self.malformed = f"unknown request pseudo-header {name}"
@@ -271,6 +275,8 @@ class _Head:
             seen_regular = True
             if name != name.lower():
                 self.malformed = f"header name {name!r} is not lower case"
+            elif "\r" in value or "\n" in value or "\x00" in value:
+                self.malformed = f"header {name} has a CR, LF or NUL in its value (RFC 9113 8.2.1)"
             elif name in _CONNECTION_HEADERS or (name == "te" and value != "trailers"):
                 self.malformed = f"connection-specific header {name}"
             elif name in _RESERVED:
