@@ -554,6 +554,27 @@ async def test_resets_and_deadlines_leave_no_stream_task_or_byte_behind(
     assert problems == []
 
 
+@pytest.mark.parametrize("trigger", ["zero window update", "data after end of stream"])
+async def test_streams_the_client_makes_us_reset_count_like_its_own_resets(
+        edge: tuple[NativeGrpcServer, dict[str, int], list[str]], trigger: str) -> None:
+    """"MadeYouReset" (CVE-2025-8671): a call started, then a frame that makes the server reset it;
+    repeated, it is rapid reset without RST_STREAM from the client, and must be cut off the same way."""
+    server, _, problems = edge
+    raw = await Raw.open(server.port)
+    frames = []
+    for sid in range(1, 2 * 1100, 2):
+        frames.append(raw.call(sid, b"5", "/test.Edge/Slow"))
+        if trigger == "zero window update":
+            frames.append(h2.frame(h2.WINDOW_UPDATE, 0, sid, _u32(0)))
+        else:
+            frames.append(h2.frame(h2.DATA, 0, sid, b"late"))
+    raw.send(*frames)
+    assert await raw.goaway() == h2.ENHANCE_YOUR_CALM
+    raw.close()
+    await _serves(server)
+    assert problems == []
+
+
 def _running_calls() -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if "H2Connection._call" in repr(t.get_coro()) and not t.done()]
 

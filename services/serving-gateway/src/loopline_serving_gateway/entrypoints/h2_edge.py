@@ -1071,6 +1071,10 @@ class H2Connection(asyncio.Protocol):
         stream = self._streams.pop(stream_id, None)
         if stream is not None:
             self._cancel(stream)
+            # resets the client provokes count like its own ("MadeYouReset", CVE-2025-8671)
+            self._resets += 1
+            if self._resets > 1000 and self._resets > self._answered:
+                raise _ConnectionError(ENHANCE_YOUR_CALM, "too many streams reset")
 
     # --- connection -------------------------------------------------------------------------
 
