@@ -12,7 +12,6 @@ import logging
 import random
 import socket
 import struct
-import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -31,7 +30,11 @@ def _handlers(state: dict[str, int]) -> grpc.GenericRpcHandler:
 
     async def slow(request: bytes, context: h2.ServicerContext) -> bytes:
         state["slow"] = state.get("slow", 0) + 1
-        await asyncio.sleep(float(request.decode() or "0"))
+        try:
+            seconds = min(float(request.decode()), 60.0)
+        except ValueError:  # fuzzed bodies
+            seconds = 0.0
+        await asyncio.sleep(seconds)
         return b"done"
 
     async def big(request: bytes, context: h2.ServicerContext) -> bytes:
@@ -260,7 +263,7 @@ GOAWAY_CASES = {
         lambda raw: [h2.frame(h2.CONTINUATION, h2.END_HEADERS, 1, raw.block())], h2.PROTOCOL_ERROR),
     "an endless CONTINUATION block": (
         lambda raw: [h2.frame(h2.HEADERS, 0, 1, raw.block()[:3])]
-        + [h2.frame(h2.CONTINUATION, 0, 1, b"\x00" * 16000)] * 8, h2.ENHANCE_YOUR_CALM),
+        + [h2.frame(h2.CONTINUATION, 0, 1, b"\x00" * 16000)] * 5, h2.ENHANCE_YOUR_CALM),  # the 5th crosses 65 KiB
     "a HPACK table size update over our table": (
         lambda raw: [h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1, b"\x3f\xe1\x7f" + raw.block())],
         h2.COMPRESSION_ERROR),
@@ -701,6 +704,22 @@ def _mutate(rng: random.Random, wire: bytes) -> bytes:
     return bytes(data)
 
 
+def _complete(wire: bytes) -> bytes:
+    """``wire`` with zeros appended so that it ends on a frame boundary (as the server parses it):
+    a sync PING after it is then read as a frame, not swallowed by an unfinished one."""
+    for _ in range(4):
+        offset = 0
+        while len(wire) - offset >= 9:
+            length = int.from_bytes(wire[offset:offset + 3], "big")
+            if length > 1 << 20:
+                return wire  # the server refuses this frame (FRAME_SIZE_ERROR) before its payload
+            offset += 9 + length
+        if offset == len(wire):
+            return wire
+        wire += bytes(9 - (len(wire) - offset) if offset < len(wire) else offset - len(wire))
+    return wire
+
+
 async def test_seeded_frame_fuzz_leaves_the_edge_serving_and_releases_every_connection(
         edge: tuple[NativeGrpcServer, dict[str, int], list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     server, _, problems = edge
@@ -712,11 +731,10 @@ async def test_seeded_frame_fuzz_leaves_the_edge_serving_and_releases_every_conn
         connection_made(self, transport)
 
     monkeypatch.setattr(h2.H2Connection, "connection_made", recording)
-    started = time.monotonic()
-    outcomes = {"goaway": 0, "open": 0, "partial": 0}
+    outcomes = {"goaway": 0, "open": 0}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         echo = channel.unary_unary("/test.Edge/Echo")
-        for seed in range(300):
+        for seed in range(1000):
             rng = random.Random(seed)
             made.clear()
             raw = await Raw.open(server.port)
@@ -730,17 +748,16 @@ async def test_seeded_frame_fuzz_leaves_the_edge_serving_and_releases_every_conn
             wire = b"".join(frames)
             if seed % 3 == 2:
                 wire = _mutate(rng, wire)
-            raw.send(wire)
-            alive = await raw.sync(seed.to_bytes(8, "big"), 0.5)
+            raw.send(_complete(wire))
+            alive = await raw.sync(seed.to_bytes(8, "big"))
             (connection,) = made
-            if alive is None:  # legitimately waiting for the rest of a frame whose length it was told
-                assert connection._buffer, f"seed {seed}: the server stalled with no partial frame"
-            outcomes["open" if alive else "goaway" if alive is False else "partial"] += 1
+            assert alive is not None, f"seed {seed}: neither an answer to PING nor a closed connection"
+            outcomes["open" if alive else "goaway"] += 1
             raw.close()
             await _released(server, connection)
             assert problems == [], f"seed {seed}: {problems}"
             assert await echo(b"seed %d" % seed, timeout=5) == b"seed %d" % seed
             if seed % 50 == 0:
                 await _serves(server)  # a fresh connection from a fresh grpcio channel
-    assert outcomes["goaway"] > 20 and outcomes["open"] > 20, outcomes
-    assert time.monotonic() - started < 10, "the fuzz run must stay bounded"
+    print(outcomes)
+    assert outcomes["goaway"] > 100 and outcomes["open"] > 100, outcomes  # both kinds of ending reached
