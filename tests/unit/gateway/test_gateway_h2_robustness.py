@@ -557,6 +557,30 @@ async def test_resets_and_deadlines_leave_no_stream_task_or_byte_behind(
     assert problems == []
 
 
+async def test_the_decoded_header_cache_stays_small_under_large_distinct_blocks(
+        edge: tuple[NativeGrpcServer, dict[str, int], list[str]]) -> None:
+    """Blocks that leave the HPACK table alone are cached per connection (256 of them): large ones
+    (up to the 16 KiB header list, more bytes once Huffman-coded) must not be, or each connection
+    can pin megabytes of cache."""
+    server, _, problems = edge
+    before = set(server.connections)
+    raw = await Raw.open(server.port)
+    assert await raw.sync()
+    connection = _only_connection(server, before)
+    for sid in range(1, 500, 2):  # 250 blocks, under the 256 at which the cache is emptied
+        block = raw.block("/test.Edge/Echo", hpack.NeverIndexedHeaderTuple("x-pad", f"{sid:06d}" * 2000))
+        raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, sid, block),
+                 h2.frame(h2.DATA, h2.END_STREAM, sid, _message(b"ok")))
+    assert await raw.sync()
+    cached = sum(len(block) for block in connection._decoded)
+    assert cached < 1 << 20, f"{cached} bytes of header blocks cached for one connection"
+    raw.send(raw.call(501, b"small"), raw.call(503, b"small"))  # small repeated blocks are still cached
+    assert (await raw.answer(503))[1] == _message(b"small")
+    assert connection._decoded
+    raw.close()
+    assert problems == []
+
+
 @pytest.mark.parametrize("trigger", ["zero window update", "data after end of stream"])
 async def test_streams_the_client_makes_us_reset_count_like_its_own_resets(
         edge: tuple[NativeGrpcServer, dict[str, int], list[str]], trigger: str) -> None:

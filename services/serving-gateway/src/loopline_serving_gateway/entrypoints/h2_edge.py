@@ -707,7 +707,7 @@ class H2Connection(asyncio.Protocol):
         except (HPACKError, IndexError, ValueError) as exc:
             raise _ConnectionError(COMPRESSION_ERROR, f"bad HPACK block: {exc}") from None
         head = _Head(headers)  # type: ignore[arg-type]
-        if table.generation == before:
+        if table.generation == before and len(block) <= 4096:  # bounded: at most 256 x 4 KiB per connection
             if len(self._decoded) >= 256:
                 self._decoded.clear()
             self._decoded[block] = (before, head)
