@@ -218,6 +218,11 @@ GOAWAY_CASES = {
     "initial window size over 2^31-1": (
         lambda raw: [h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, MAX + 1))],
         h2.FLOW_CONTROL_ERROR),
+    "a SETTINGS change pushing an open stream's window over 2^31-1": (
+        lambda raw: [h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Edge/Slow")),
+                     h2.frame(h2.WINDOW_UPDATE, 0, 1, _u32(MAX - (1 << 20))),  # exactly 2^31-1: accepted
+                     h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, (1 << 20) + 1))],
+        h2.FLOW_CONTROL_ERROR),
     "max frame size below 16384": (
         lambda raw: [h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", h2.S_MAX_FRAME_SIZE, 100))],
         h2.PROTOCOL_ERROR),
@@ -297,6 +302,23 @@ async def test_connection_errors_get_their_goaway_code_and_only_that_connection_
     assert await raw.goaway() == code
     raw.close()
     await _released(server, connection)
+    await _serves(server)
+    assert problems == []
+
+
+async def test_the_goaway_reaches_a_client_still_sending_after_the_error(
+        edge: tuple[NativeGrpcServer, dict[str, int], list[str]]) -> None:
+    """A connection error while more of the client's frames are on their way: closing the socket
+    with unread input makes the kernel send RST, which can destroy the GOAWAY before the client
+    reads it. The client must still get the GOAWAY and its code."""
+    server, _, problems = edge
+    for _ in range(5):
+        raw = await Raw.open(server.port)
+        assert await raw.sync()
+        raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 0, _u32(0)),
+                 *[h2.frame(h2.PING, 0, 0, b"x" * 8)] * 40000)  # ~680 KB behind the error
+        assert await raw.goaway() == h2.PROTOCOL_ERROR
+        raw.close()
     await _serves(server)
     assert problems == []
 

@@ -1080,7 +1080,7 @@ class H2Connection(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if transport is not None and not self._closing and not transport.is_closing():
             transport.write(data)
 
     def goaway(self, code: int, reason: str) -> None:
@@ -1094,8 +1094,15 @@ class H2Connection(asyncio.Protocol):
         self._goaway_sent = False
         self.goaway(code, reason)
         self._closing = True
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None:
+            if not transport.can_write_eof():
+                transport.close()
+                return
+            # FIN after the GOAWAY, then what the client still sends is read and dropped until it
+            # closes: closing with unread input sends RST, which can destroy the GOAWAY in flight.
+            transport.write_eof()
+            self._loop.call_later(2.0, transport.abort)
 
     def busy(self) -> bool:
         return any(not stream.closed or stream.pending is not None for stream in self._streams.values())
