@@ -624,6 +624,54 @@ async def test_streams_the_client_makes_us_reset_count_like_its_own_resets(
     assert problems == []
 
 
+async def test_messages_queued_for_a_slow_client_streaming_handler_count_towards_the_connection_buffer() -> None:
+    """A client-streaming handler slower than its client: the messages waiting for it are held by
+    the connection like unfinished requests (bounded by connection_buffer, over it the stream gets
+    RESOURCE_EXHAUSTED) and released as the handler takes them, or when the call ends."""
+    gate = asyncio.Event()
+
+    async def hold(requests: AsyncIterator[bytes], context: h2.ServicerContext) -> bytes:
+        total = 0
+        async for request in requests:
+            await gate.wait()
+            total += len(request)
+            if request == b"stop":
+                break  # answers without reading the rest
+        return str(total).encode()
+
+    handlers = grpc.method_handlers_generic_handler(
+        "test.Hold", {"Hold": grpc.stream_unary_rpc_method_handler(hold)})
+    server = NativeGrpcServer([handlers], "127.0.0.1", 0, 1 << 20,
+                              limits=h2.Limits(1 << 20, connection_buffer=256 << 10))
+    await server.start()
+    try:
+        before = set(server.connections)
+        raw = await Raw.open(server.port)
+        assert await raw.sync()
+        connection = _only_connection(server, before)
+        chunk = _message(b"m" * 1000)
+        raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Hold/Hold")),
+                 *[h2.frame(h2.DATA, 0, 1, chunk * 16) for _ in range(64)])  # 1 MiB the handler cannot take yet
+        headers, _ = await raw.answer(1)
+        assert headers["grpc-status"] == str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+        assert "over its limit" in headers["grpc-message"]
+        assert await raw.sync()
+        assert connection._held == 0
+        # a handler that keeps up is never refused, and a handler that stops early releases the rest
+        gate.set()
+        raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 3, raw.block("/test.Hold/Hold")),
+                 *[h2.frame(h2.DATA, 0, 3, chunk * 4) for _ in range(8)],
+                 h2.frame(h2.DATA, 0, 3, _message(b"stop") + chunk * 8))
+        headers, data = await raw.answer(3)
+        assert headers["grpc-status"] == "0" and data == _message(str(32 * 1000 + 4).encode())
+        raw.send(h2.frame(h2.DATA, h2.END_STREAM, 3, b""))
+        assert await raw.sync()
+        assert connection._held == 0
+        raw.close()
+    finally:
+        await server.stop(1.0)
+
+
 def _running_calls() -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if "H2Connection._call" in repr(t.get_coro()) and not t.done()]
 

@@ -842,6 +842,7 @@ class H2Connection(asyncio.Protocol):
             self._drop_body(stream)
         for message in messages:
             inbox.put_nowait(message)
+            self._held += len(message)  # held by the connection until the handler takes it (_inbox)
         if ended:
             inbox.put_nowait(None)
         if messages or ended:
@@ -851,6 +852,7 @@ class H2Connection(asyncio.Protocol):
         inbox = stream.inbox
         assert inbox is not None
         while (message := await inbox.get()) is not None:
+            self._held -= len(message)
             yield deserialize(message) if deserialize else message
 
     def _dispatch(self, stream: _Stream) -> None:
@@ -1040,6 +1042,7 @@ class H2Connection(asyncio.Protocol):
 
     def _close_stream(self, stream: _Stream) -> None:
         self._answered += 1
+        self._release_inbox(stream)
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
@@ -1053,8 +1056,17 @@ class H2Connection(asyncio.Protocol):
             self._drop_body(stream)
         self._server.stream_done(self)
 
+    def _release_inbox(self, stream: _Stream) -> None:
+        """The messages a client-streaming handler never took stop counting as held."""
+        inbox = stream.inbox
+        while inbox is not None and not inbox.empty():
+            message = inbox.get_nowait()
+            if message is not None:
+                self._held -= len(message)
+
     def _cancel(self, stream: _Stream) -> None:
         self._drop_body(stream)
+        self._release_inbox(stream)
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
