@@ -262,8 +262,12 @@ class _Head:
                 if seen_regular:
                     self.malformed = "a pseudo-header after regular headers"
                 elif name == ":path":
+                    if self.path:
+                        self.malformed = "a second :path"
                     self.path = value
                 elif name == ":method":
+                    if method:
+                        self.malformed = "a second :method"
                     method = value
                 elif name not in (":scheme", ":authority"):
                     self.malformed = f"unknown request pseudo-header {name}"
@@ -271,6 +275,8 @@ class _Head:
             seen_regular = True
             if name != name.lower():
                 self.malformed = f"header name {name!r} is not lower case"
+            elif "\r" in value or "\n" in value or "\x00" in value:
+                self.malformed = f"header {name} has a CR, LF or NUL in its value (RFC 9113 8.2.1)"
             elif name in _CONNECTION_HEADERS or (name == "te" and value != "trailers"):
                 self.malformed = f"connection-specific header {name}"
             elif name in _RESERVED:
@@ -304,11 +310,12 @@ class _Head:
 class _Stream:
     __slots__ = ("id", "path", "metadata", "deadline", "encoding", "body", "recv_window", "unacked",
                  "send_window", "pending", "task", "timer", "half_closed", "closed", "refused", "context", "inbox",
-                 "handler")
+                 "handler", "scanned")
 
     def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
         self.id = stream_id
         self.path = ""
+        self.scanned = 0  # where in body the next message prefix not yet checked by _too_large starts
         self.metadata: tuple[tuple[str, str | bytes], ...] = ()
         self.deadline: float | None = None
         self.encoding = ""
@@ -463,11 +470,17 @@ class H2Connection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None
 
-    def pause_writing(self) -> None:  # the client's windows bound what we queue
-        pass
+    def pause_writing(self) -> None:
+        # A client that does not read its answers, PING or SETTINGS ACKs (however large the windows
+        # it advertised) is not read either until it catches up: what we queue for it stays bounded.
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
 
     def resume_writing(self) -> None:
-        pass
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     # --- frames -------------------------------------------------------------------------
 
@@ -646,12 +659,13 @@ class H2Connection(asyncio.Protocol):
     def _drop_body(self, stream: _Stream) -> None:
         self._held -= len(stream.body)
         stream.body = bytearray()
+        stream.scanned = 0
 
     def _too_large(self, stream: _Stream) -> bool:
         """Refuse a message over the limit as soon as its length prefix (or its bytes) say so."""
         limit = self._limits.max_message_bytes
         body = stream.body
-        offset = 0
+        offset = stream.scanned  # each prefix is read once, not once per DATA frame
         while len(body) - offset >= 5:
             length = _U32.unpack_from(body, offset + 1)[0]
             if length > limit:
@@ -659,6 +673,7 @@ class H2Connection(asyncio.Protocol):
                              f"the request message is {length} bytes, over the limit of {limit}")
                 return True
             offset += 5 + length
+        stream.scanned = offset
         return False
 
     def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:
@@ -692,7 +707,7 @@ class H2Connection(asyncio.Protocol):
         except (HPACKError, IndexError, ValueError) as exc:
             raise _ConnectionError(COMPRESSION_ERROR, f"bad HPACK block: {exc}") from None
         head = _Head(headers)  # type: ignore[arg-type]
-        if table.generation == before:
+        if table.generation == before and len(block) <= 4096:  # bounded: at most 256 x 4 KiB per connection
             if len(self._decoded) >= 256:
                 self._decoded.clear()
             self._decoded[block] = (before, head)
@@ -796,6 +811,7 @@ class H2Connection(asyncio.Protocol):
             offset = start + length
         if partial and offset:
             self._held -= offset
+            stream.scanned -= offset
             del body[:offset]
         return messages
 
@@ -826,6 +842,7 @@ class H2Connection(asyncio.Protocol):
             self._drop_body(stream)
         for message in messages:
             inbox.put_nowait(message)
+            self._held += len(message)  # held by the connection until the handler takes it (_inbox)
         if ended:
             inbox.put_nowait(None)
         if messages or ended:
@@ -835,6 +852,7 @@ class H2Connection(asyncio.Protocol):
         inbox = stream.inbox
         assert inbox is not None
         while (message := await inbox.get()) is not None:
+            self._held -= len(message)
             yield deserialize(message) if deserialize else message
 
     def _dispatch(self, stream: _Stream) -> None:
@@ -957,6 +975,8 @@ class H2Connection(asyncio.Protocol):
             # stop the client sending the rest (RFC 9113 8.1: NO_ERROR after a complete answer)
             self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
             self._streams.pop(stream.id, None)
+        if stream.task is not None:  # a client-streaming call already running ends here too
+            self._cancel(stream)
         self._server.stream_done(self)
 
     def _http_error(self, stream: _Stream, status: int, message: str) -> None:
@@ -1022,6 +1042,7 @@ class H2Connection(asyncio.Protocol):
 
     def _close_stream(self, stream: _Stream) -> None:
         self._answered += 1
+        self._release_inbox(stream)
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
@@ -1035,8 +1056,17 @@ class H2Connection(asyncio.Protocol):
             self._drop_body(stream)
         self._server.stream_done(self)
 
+    def _release_inbox(self, stream: _Stream) -> None:
+        """The messages a client-streaming handler never took stop counting as held."""
+        inbox = stream.inbox
+        while inbox is not None and not inbox.empty():
+            message = inbox.get_nowait()
+            if message is not None:
+                self._held -= len(message)
+
     def _cancel(self, stream: _Stream) -> None:
         self._drop_body(stream)
+        self._release_inbox(stream)
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
@@ -1053,12 +1083,16 @@ class H2Connection(asyncio.Protocol):
         stream = self._streams.pop(stream_id, None)
         if stream is not None:
             self._cancel(stream)
+            # resets the client provokes count like its own ("MadeYouReset", CVE-2025-8671)
+            self._resets += 1
+            if self._resets > 1000 and self._resets > self._answered:
+                raise _ConnectionError(ENHANCE_YOUR_CALM, "too many streams reset")
 
     # --- connection -------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if transport is not None and not self._closing and not transport.is_closing():
             transport.write(data)
 
     def goaway(self, code: int, reason: str) -> None:
@@ -1072,8 +1106,15 @@ class H2Connection(asyncio.Protocol):
         self._goaway_sent = False
         self.goaway(code, reason)
         self._closing = True
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None:
+            if not transport.can_write_eof():
+                transport.close()
+                return
+            # FIN after the GOAWAY, then what the client still sends is read and dropped until it
+            # closes: closing with unread input sends RST, which can destroy the GOAWAY in flight.
+            transport.write_eof()
+            self._loop.call_later(2.0, transport.abort)
 
     def busy(self) -> bool:
         return any(not stream.closed or stream.pending is not None for stream in self._streams.values())
