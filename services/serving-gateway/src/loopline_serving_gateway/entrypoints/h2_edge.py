@@ -650,11 +650,15 @@ class H2Connection(asyncio.Protocol):
                 stream.half_closed = True
             return
         if flags & END_STREAM:
-            stream.half_closed = True
-            if stream.refused:
-                self._streams.pop(stream_id, None)
-            else:
-                self._dispatch(stream)
+            self._request_ended(stream)
+
+    def _request_ended(self, stream: _Stream) -> None:
+        """The client half-closed a unary request: answer it, or forget it if it was refused."""
+        stream.half_closed = True
+        if stream.refused:
+            self._streams.pop(stream.id, None)
+        else:
+            self._dispatch(stream)
 
     def _drop_body(self, stream: _Stream) -> None:
         self._held -= len(stream.body)
@@ -765,11 +769,7 @@ class H2Connection(asyncio.Protocol):
                     self._run_streaming(stream)
                 return
         if flags & END_STREAM:
-            stream.half_closed = True
-            if stream.refused:
-                self._streams.pop(stream_id, None)
-            else:
-                self._dispatch(stream)
+            self._request_ended(stream)
 
     # --- calls ----------------------------------------------------------------------------
 
