@@ -725,6 +725,29 @@ async def test_drain_refuses_new_streams_and_finishes_the_running_one() -> None:
     raw.close()
 
 
+async def test_a_connection_that_never_completes_the_handshake_is_closed_and_one_that_did_stays() -> None:
+    server = NativeGrpcServer([_handlers({})], "127.0.0.1", 0, 1 << 20,
+                              limits=h2.Limits(1 << 20, handshake_timeout_s=0.2))
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(h2.PREFACE[:10])  # a socket that starts and never finishes the preface
+        raw = await Raw.open(server.port)
+        assert await raw.sync()
+        silent = Raw(reader, writer)
+        goaway = await silent.until(h2.GOAWAY)
+        assert struct.unpack(">II", goaway[3][:8])[1] == h2.PROTOCOL_ERROR
+        assert b"preface" in goaway[3][8:]
+        assert await silent.read(timeout=3.0) is None  # and the connection is closed
+        await asyncio.sleep(0.3)
+        assert await raw.sync(), "a connection past its handshake is not timed out"
+        await _serves(server)
+        raw.close()
+        silent.close()
+    finally:
+        await server.stop(1.0)
+
+
 # --- seeded fuzzing ---------------------------------------------------------------------------
 
 def _hostile_frame(rng: random.Random, raw: Raw, next_id: list[int]) -> bytes:

@@ -340,8 +340,12 @@ class Limits:
     def __init__(self, max_message_bytes: int, *, max_concurrent_streams: int = 1000,
                  stream_window: int = 1 << 20, connection_window: int = 16 << 20,
                  max_frame_size: int = 1 << 20, max_header_list_size: int = 16 << 10,
-                 connection_buffer: int | None = None) -> None:
+                 connection_buffer: int | None = None, handshake_timeout_s: float = 20.0) -> None:
         self.max_message_bytes = max_message_bytes
+        #: A connection that has not sent the client preface and its SETTINGS by then is closed
+        #: (grpc core's server handshake timeout plays this part on grpc.aio): idle sockets that
+        #: never speak HTTP/2 cannot pile up.
+        self.handshake_timeout_s = handshake_timeout_s
         self.max_concurrent_streams = max_concurrent_streams
         self.stream_window = stream_window
         self.connection_window = connection_window
@@ -375,6 +379,7 @@ class H2Connection(asyncio.Protocol):
         self._recv_unacked = 0
         self._recv_window = server.limits.connection_window  # what the client may still send us
         self._settings_seen = False
+        self._handshake_timer: asyncio.TimerHandle | None = None
         self._resets = 0     # open streams the client reset
         self._answered = 0   # streams we answered
         self._held = 0  # request bytes received and not yet handed to a handler
@@ -407,11 +412,22 @@ class H2Connection(asyncio.Protocol):
         if limits.connection_window > DEFAULT_WINDOW:
             out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(limits.connection_window - DEFAULT_WINDOW))
         transport.write(out)
+        self._handshake_timer = self._loop.call_later(
+            limits.handshake_timeout_s, self._handshake_expired)
         self._server.connections.add(self)
         if self._server.draining:
             self.goaway(NO_ERROR, "the server is shutting down")
 
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if not self._settings_seen and not self._closing:
+            self._fail(PROTOCOL_ERROR, "no HTTP/2 client preface and SETTINGS within "
+                                       f"{self._limits.handshake_timeout_s:g} s")
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         self._closing = True
         self._server.connections.discard(self)
         for stream in self._streams.values():
@@ -452,6 +468,9 @@ class H2Connection(asyncio.Protocol):
                     if kind != SETTINGS or flags & ACK:
                         raise _ConnectionError(PROTOCOL_ERROR, "the client preface must start with SETTINGS")
                     self._settings_seen = True
+                    if self._handshake_timer is not None:
+                        self._handshake_timer.cancel()
+                        self._handshake_timer = None
                 self._frame(kind, flags, stream_id & MAX_WINDOW, payload)
         except _ConnectionError as exc:
             self._fail(exc.code, exc.reason)
