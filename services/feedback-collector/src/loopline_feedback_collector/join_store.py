@@ -2,9 +2,8 @@
 
 Every statement takes the whole batch as arrays (``unnest``), so a batch costs a fixed
 handful of round trips whatever its size: begin and take the join lock (shared); insert predictions;
-insert labels (the new ones come back, with their predictions); for labels already held, lock
-and compare them, and select their pairs to emit (rare: duplicates and corrections, and
-predictions whose label came first); write the joined records.
+insert labels (the new ones come back); for labels already held, lock and compare them
+(rare: duplicates and corrections); select the pairs to emit; write the joined records.
 A label is not written again when it joins (``labels.matched`` is set by the expiry sweep,
 for labels past the join window). The caller holds the transaction.
 """
@@ -66,27 +65,13 @@ async def insert_predictions(conn: asyncpg.Connection, rows: Sequence[Prediction
         " ON CONFLICT DO NOTHING", *_columns(rows, 6))
 
 
-_NEW_LABELS_AND_PAIRS = (
-    "WITH new AS (INSERT INTO labels (prediction_id, event_time, received_at, label_value, payload, revision)"
-    "  SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::bytea[], $6::int[])"
-    "  ON CONFLICT DO NOTHING RETURNING prediction_id)"
-    # Each new label's predictions (index probes; none yet: one row, prediction NULL). The
-    # label is in the caller's hand (NULL here); no joined or rejected record can exist for
-    # a label that was not held, so no more is needed to emit them.
-    " SELECT new.prediction_id, p.version, p.variant, p.model, p.served_at, p.payload, NULL::bytea, 0 FROM new"
-    " LEFT JOIN LATERAL (SELECT version, variant, model, served_at, payload FROM predictions"
-    "   WHERE prediction_id = new.prediction_id AND NOT expired) p ON true"
-)
-
-
-async def insert_new_labels(conn: asyncpg.Connection, rows: Sequence[LabelRow]) -> tuple[set[str], list[Pair]]:
-    """Insert the labels not held yet, and find their predictions, in one statement (the
-    predictions stored by earlier statements of the transaction are seen). Returns the
-    inserted labels' prediction ids and their pairs to emit (label None, revision 0; see
-    ``pairs_to_emit``)."""
-    found = await conn.fetch(_NEW_LABELS_AND_PAIRS, *_columns(rows, 6))
-    # asyncpg's records unpack like ``Pair`` (same columns, same order); not copied into one.
-    return {row[0] for row in found}, [row for row in found if row[1] is not None]
+async def insert_new_labels(conn: asyncpg.Connection, rows: Sequence[LabelRow]) -> set[str]:
+    """Insert the labels not held yet; return their prediction ids."""
+    inserted = await conn.fetch(
+        "INSERT INTO labels (prediction_id, event_time, received_at, label_value, payload, revision)"
+        " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::bytea[], $6::int[])"
+        " ON CONFLICT DO NOTHING RETURNING prediction_id", *_columns(rows, 6))
+    return {row[0] for row in inserted}
 
 
 async def lock_labels(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, HeldLabel]:
@@ -137,10 +122,15 @@ async def exclusive_join_lock(conn: asyncpg.Connection) -> None:
 
 
 _PAIRS = (
-    # Driven by the ids (index probes), never by the tables: a plan that scans labels or
-    # joined costs a batch time in proportion to the whole join window.
-    "SELECT p.prediction_id, p.version, p.variant, p.model, p.served_at, p.payload, l.payload, l.revision"
-    "  FROM unnest($1::text[]) AS batch (prediction_id)"
+    # Labels inserted by this batch (in hand: the label comes back NULL): only their
+    # predictions, since no joined or rejected record can exist for a label not held before.
+    "SELECT p.prediction_id, p.version, p.variant, p.model, p.served_at, p.payload, NULL::bytea, 0"
+    "  FROM predictions p WHERE p.prediction_id = ANY($1::text[]) AND NOT p.expired"
+    " UNION ALL"
+    # The other ids: driven by the ids (index probes), never by the tables: a plan that scans
+    # labels or joined costs a batch time in proportion to the whole join window.
+    " SELECT p.prediction_id, p.version, p.variant, p.model, p.served_at, p.payload, l.payload, l.revision"
+    "  FROM unnest($2::text[]) AS batch (prediction_id)"
     "  CROSS JOIN LATERAL (SELECT * FROM labels WHERE prediction_id = batch.prediction_id) l"
     "  CROSS JOIN LATERAL (SELECT * FROM predictions WHERE prediction_id = batch.prediction_id) p"
     "  LEFT JOIN LATERAL (SELECT revision FROM joined WHERE prediction_id = p.prediction_id"
@@ -152,12 +142,12 @@ _PAIRS = (
 )
 
 
-async def pairs_to_emit(conn: asyncpg.Connection, held: Sequence[str]) -> list[Pair]:
-    """Every prediction ⋈ stored label of the ``held`` ids (not inserted by this transaction)
-    whose joined record is missing or older than the label. (The pairs of the labels this
-    transaction inserted come from ``insert_new_labels``.)"""
+async def pairs_to_emit(conn: asyncpg.Connection, fresh: Sequence[str], held: Sequence[str]) -> list[Pair]:
+    """The predictions of the ``fresh`` ids (labels this transaction inserted; label NULL,
+    revision 0), and every prediction ⋈ stored label of the ``held`` ids whose joined record
+    is missing or older than the label."""
     # asyncpg's records unpack like ``Pair`` (same columns, same order); not copied into one.
-    return await conn.fetch(_PAIRS, list(held))  # type: ignore[no-any-return]
+    return await conn.fetch(_PAIRS, list(fresh), list(held))  # type: ignore[no-any-return]
 
 
 _VALUES = " SELECT * FROM unnest(" + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_JOINED_TYPES)) + ")"

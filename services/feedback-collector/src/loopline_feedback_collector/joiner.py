@@ -142,12 +142,10 @@ class Joiner:
                             (pid, version, variant, p.model, utc(p.served_at), p.SerializeToString())
                             for (pid, version, variant), p in predictions.items()])
                         self.metrics.predictions.inc(len(predictions))
-                    fresh, pairs = await self._upsert_labels(conn, labels) if labels else ({}, [])
+                    fresh = await self._upsert_labels(conn, labels) if labels else {}
                     phases.done("store")
                     held = sorted(({pid for pid, _, _ in predictions} | set(labels)).difference(fresh))
-                    if held:
-                        pairs += await store.pairs_to_emit(conn, held)
-                    outgoing = await self._join(conn, fresh, pairs, now, now_ts)
+                    outgoing = await self._join(conn, fresh, held, now, now_ts)
                     phases.done("join")
                     if outgoing:
                         await self._producer.send_batch(LABELED, outgoing)
@@ -157,7 +155,7 @@ class Joiner:
 
     async def _upsert_labels(self, conn: asyncpg.Connection,
                              labels: dict[str, list[predictions_pb2.FeedbackReceived]]
-                             ) -> tuple[dict[str, tuple[predictions_pb2.FeedbackReceived, int, bytes]], list[store.Pair]]:
+                             ) -> dict[str, tuple[predictions_pb2.FeedbackReceived, int, bytes]]:
         """Apply each prediction's labels in arrival order (``domain.apply_label``): the same
         value is a no-op, a different value with a later event time wins (revision + 1, the
         change recorded in label_changes), an older one is stale; each outcome is counted.
@@ -166,8 +164,7 @@ class Joiner:
         and their labels applied to what is held.
 
         Returns the labels that were not held before (prediction id: the label, its revision
-        and its serialized form; no joined or rejected record can exist for them yet), and
-        their pairs to emit (their stored predictions)."""
+        and its serialized form): no joined or rejected record can exist for them yet."""
         outcomes: collections.Counter[str] = collections.Counter()
         changes: list[store.LabelChange] = []
         rows = []
@@ -189,7 +186,7 @@ class Joiner:
             payload = state.feedback.SerializeToString()
             fresh[pid] = (state.feedback, state.revision, payload)
             rows.append((pid, state.event_time, utc(first.received_at), state.value, payload, state.revision))
-        new, pairs = await store.insert_new_labels(conn, rows)
+        new = await store.insert_new_labels(conn, rows)
         outcomes["new"] += len(new) - len(new.intersection(several))
         for pid in new.intersection(several):
             counted, changed = several[pid]
@@ -213,14 +210,14 @@ class Joiner:
                 self.metrics.labels.labels(outcome).inc(count)
         if len(new) < len(fresh):
             fresh = {pid: fresh[pid] for pid in new}
-        return fresh, pairs
+        return fresh
 
     async def _join(self, conn: asyncpg.Connection,
                     fresh: dict[str, tuple[predictions_pb2.FeedbackReceived, int, bytes]],
-                    pairs: list[store.Pair], now: datetime, now_ts: Timestamp) -> list[Outgoing]:
-        """Score, store and make the records of the ``pairs`` to emit: those of ``fresh`` labels
-        (just inserted, in hand: the pair's label is None) and those of held labels."""
-        if not pairs:
+                    held: list[str], now: datetime, now_ts: Timestamp) -> list[Outgoing]:
+        """Join the batch's ids: ``fresh`` labels (just inserted, in hand) with their predictions,
+        and the other ids through the stored labels and joined records."""
+        if not fresh and not held:
             return []
         outgoing: list[Outgoing] = []
         joined_rows: list[store.JoinedRow] = []
@@ -232,7 +229,8 @@ class Joiner:
         # The record is serialized from the stored payloads (domain.LabeledBytes), not built
         # as a message: it is stored and published as those bytes.
         labeled = domain.LabeledBytes(now_ts.SerializeToString())
-        for pid, version, variant, model, served_at, prediction_bytes, feedback_bytes, revision in pairs:
+        for pid, version, variant, model, served_at, prediction_bytes, feedback_bytes, revision in (
+                await store.pairs_to_emit(conn, sorted(fresh), held)):
             prediction = from_prediction(prediction_bytes)
             if feedback_bytes is None:
                 feedback, revision, feedback_bytes = fresh[pid]
