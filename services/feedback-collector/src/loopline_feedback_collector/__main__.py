@@ -9,7 +9,7 @@ from loopline_core.logs import setup_logging
 from loopline_core.settings import load
 from loopline_core.telemetry import setup_tracing
 
-from loopline_feedback_collector.bootstrap import build
+from loopline_feedback_collector.bootstrap import build, settle_heap
 from loopline_feedback_collector.settings import FeedbackSettings
 
 
@@ -17,7 +17,9 @@ def main() -> None:
     settings = load(FeedbackSettings)
     setup_logging(settings.service_name)
     setup_tracing(settings.service_name, settings.telemetry)
-    sys.exit(asyncio.run(build(settings).run()))
+    service = build(settings)
+    settle_heap()
+    sys.exit(asyncio.run(service.run()))
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ and the re-run republishes the same records under the same CloudEvents ids
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import time
-import collections
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -71,11 +72,42 @@ class _Phases:
 class Joiner:
     def __init__(self, pool: Callable[[], asyncpg.Pool], producer: EventProducer, *,
                  metrics: JoinMetrics | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), keep_connections: int = 6) -> None:
         self._pool = pool
+        self._keep = keep_connections
         self._producer = producer
         self.metrics = metrics or JoinMetrics()
         self._clock = clock
+        #: Connections kept between batches, one per partition lane in flight (at most
+        #: ``keep_connections``, so that the pool has some left for the expiry sweep and the
+        #: API): a batch takes one without the pool's acquire and reset round trip.
+        self._kept: list[asyncpg.Connection] = []
+
+    async def release_connections(self) -> None:
+        """Give the kept connections back to the pool (when the join loop ends: the pool's
+        close waits for every connection to be released)."""
+        kept, self._kept = self._kept, []
+        for conn in kept:
+            with contextlib.suppress(Exception):
+                await self._pool().release(conn)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for one batch: a kept one, or one from the pool. After a batch that
+        succeeded it is kept (its transaction is committed: nothing to reset); after any
+        error it goes back to the pool, which resets it or drops it if it is broken."""
+        conn = self._kept.pop() if self._kept else await self._pool().acquire()
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._pool().release(conn)
+            raise
+        if conn.is_closed() or len(self._kept) >= self._keep:
+            with contextlib.suppress(Exception):
+                await self._pool().release(conn)
+        else:
+            self._kept.append(conn)
 
     async def handle_batch(self, deliveries: list[Delivery[Message]]) -> None:
         started = time.perf_counter()
@@ -102,7 +134,7 @@ class Joiner:
         # Driver errors become the taxonomy: a lost connection or a deadlock is retried
         # with backoff instead of sending the batch record by record to the dead-letter topic.
         async with translated_errors():
-            async with self._pool().acquire() as conn:
+            async with self._connection() as conn:
                 phases.done("acquire")
                 async with store.join_transaction(conn):
                     if predictions:
@@ -123,7 +155,7 @@ class Joiner:
 
     async def _upsert_labels(self, conn: asyncpg.Connection,
                              labels: dict[str, list[predictions_pb2.FeedbackReceived]]
-                             ) -> dict[str, tuple[predictions_pb2.FeedbackReceived, int]]:
+                             ) -> dict[str, tuple[predictions_pb2.FeedbackReceived, int, bytes]]:
         """Apply each prediction's labels in arrival order (``domain.apply_label``): the same
         value is a no-op, a different value with a later event time wins (revision + 1, the
         change recorded in label_changes), an older one is stale; each outcome is counted.
@@ -131,28 +163,29 @@ class Joiner:
         one prediction); those already held (duplicates, corrections: rare) are then locked,
         and their labels applied to what is held.
 
-        Returns the labels that were not held before (prediction id: the label and its
-        revision): no joined or rejected record can exist for them yet."""
+        Returns the labels that were not held before (prediction id: the label, its revision
+        and its serialized form): no joined or rejected record can exist for them yet."""
         outcomes: collections.Counter[str] = collections.Counter()
         changes: list[store.LabelChange] = []
         rows = []
-        fresh: dict[str, tuple[predictions_pb2.FeedbackReceived, int]] = {}
+        fresh: dict[str, tuple[predictions_pb2.FeedbackReceived, int, bytes]] = {}
         several: dict[str, tuple[collections.Counter[str], list[store.LabelChange]]] = {}
         for pid, arrived in labels.items():
             first = arrived[0]
             if len(arrived) == 1:  # the common case, without the fold
+                payload = first.SerializeToString()
                 rows.append((pid, utc(first.event_time), utc(first.received_at), label_value(first.label),
-                             first.SerializeToString(), 0))
-                fresh[pid] = (first, 0)
+                             payload, 0))
+                fresh[pid] = (first, 0, payload)
                 continue
             counted: collections.Counter[str] = collections.Counter()
             changed: list[store.LabelChange] = []
             state = _apply(pid, None, arrived, counted, changed)
             assert state.feedback is not None
             several[pid] = (counted, changed)
-            fresh[pid] = (state.feedback, state.revision)
-            rows.append((pid, state.event_time, utc(first.received_at), state.value,
-                         state.feedback.SerializeToString(), state.revision))
+            payload = state.feedback.SerializeToString()
+            fresh[pid] = (state.feedback, state.revision, payload)
+            rows.append((pid, state.event_time, utc(first.received_at), state.value, payload, state.revision))
         new = await store.insert_new_labels(conn, rows)
         outcomes["new"] += len(new) - len(new.intersection(several))
         for pid in new.intersection(several):
@@ -179,7 +212,8 @@ class Joiner:
             fresh = {pid: fresh[pid] for pid in new}
         return fresh
 
-    async def _join(self, conn: asyncpg.Connection, fresh: dict[str, tuple[predictions_pb2.FeedbackReceived, int]],
+    async def _join(self, conn: asyncpg.Connection,
+                    fresh: dict[str, tuple[predictions_pb2.FeedbackReceived, int, bytes]],
                     held: list[str], now: datetime, now_ts: Timestamp) -> list[Outgoing]:
         """Join the batch's ids: ``fresh`` labels (just inserted, in hand) with their predictions,
         and the other ids through the stored labels and joined records."""
@@ -192,12 +226,14 @@ class Joiner:
         joins: collections.Counter[tuple[str, str]] = collections.Counter()
         from_prediction = predictions_pb2.PredictionLogged.FromString
         from_feedback = predictions_pb2.FeedbackReceived.FromString
-        labeled = predictions_pb2.LabeledPrediction
+        # The record is serialized from the stored payloads (domain.LabeledBytes), not built
+        # as a message: it is stored and published as those bytes.
+        labeled = domain.LabeledBytes(now_ts.SerializeToString())
         for pid, version, variant, model, served_at, prediction_bytes, feedback_bytes, revision in (
                 await store.pairs_to_emit(conn, sorted(fresh), held)):
             prediction = from_prediction(prediction_bytes)
             if feedback_bytes is None:
-                feedback, revision = fresh[pid]
+                feedback, revision, feedback_bytes = fresh[pid]
                 rows = joined_rows
             else:
                 feedback = from_feedback(feedback_bytes)
@@ -208,13 +244,13 @@ class Joiner:
                 rejected_rows.append((pid, version, variant, str(exc)))
                 continue
             delay = domain.label_delay_ms(prediction, feedback)
-            record = labeled(prediction=prediction, feedback=feedback, joined_at=now_ts, label_delay_ms=delay,
-                             correct=scored.correct, error=scored.error, revision=revision)
+            record = labeled.record(prediction_bytes, feedback_bytes, delay, scored.correct, scored.error, revision)
             event_id = domain.labeled_event_id(pid, version, variant, revision)
             rows.append((pid, version, variant, model, revision, event_id, scored.task, served_at, now,
                          delay, scored.correct, scored.predicted_class, scored.label_class, scored.log_loss,
-                         scored.error, record.SerializeToString()))
-            outgoing.append(Outgoing(model, record, subject=pid, event_id=event_id))
+                         scored.error, record))
+            outgoing.append(Outgoing(model, domain.SerializedLabeled(record),  # type: ignore[arg-type]
+                                     subject=pid, event_id=event_id))
             joins[(model, str(variant))] += 1
         if joined_rows:
             await store.insert_joined(conn, joined_rows)
