@@ -145,18 +145,3 @@ async def test_a_delivery_is_the_dataclass_the_consumer_always_made() -> None:
     assert hash(got.key) == hash("k") and got.headers == tuple(headers)
     with pytest.raises(AttributeError):
         got.offset = 8  # type: ignore[misc]
-
-
-def test_settling_the_heap_freezes_start_up_objects_and_spaces_young_collections() -> None:
-    import gc
-
-    from loopline_drift_detector.bootstrap import settle_heap
-
-    thresholds = gc.get_threshold()
-    try:
-        settle_heap(12_345)
-        assert gc.get_freeze_count() > 0
-        assert gc.get_threshold() == (12_345, *thresholds[1:])
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)

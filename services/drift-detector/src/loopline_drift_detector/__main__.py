@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from loopline_core.heap import settle_heap
 from loopline_core.logs import setup_logging
 from loopline_core.settings import load
 from loopline_core.telemetry import setup_tracing
 
-from loopline_drift_detector.bootstrap import build, settle_heap
+from loopline_drift_detector.bootstrap import build
 from loopline_drift_detector.settings import DriftSettings
 
 

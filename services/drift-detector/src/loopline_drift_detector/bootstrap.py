@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -116,13 +115,3 @@ class _RegistryVersions:
         return await self._client.get(model, version)
 
 
-def settle_heap(young_threshold: int = 10_000) -> None:
-    """After start-up (modules, protobuf descriptors, settings): those objects live as long
-    as the process, so the cyclic collector stops walking them (``gc.freeze``), and it
-    looks at young objects every ``young_threshold`` allocations instead of 700. Each
-    event allocates a dozen short-lived objects that reference counting frees; with the
-    defaults, collections cost several percent of the CPU of a busy detector."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(young_threshold, older, oldest)

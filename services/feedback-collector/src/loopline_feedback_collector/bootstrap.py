@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -82,14 +81,3 @@ def build(settings: FeedbackSettings) -> ServiceHost:
                     grpc_services=[(SERVICE_NAME, registration(collector.service))])
 
 
-def settle_heap(young_threshold: int = 10_000) -> None:
-    """Once start-up is done (modules, protobuf descriptors, settings, the wired service):
-    those objects live as long as the process, so the cyclic garbage collector stops
-    walking them (``gc.freeze``), and it looks at young objects every ``young_threshold``
-    allocations instead of 700. A join allocates a few dozen short-lived objects per record
-    (decoded events, rows, messages) that reference counting frees; with the defaults the
-    collector ran a young collection every few records and walked a large heap."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(young_threshold, older, oldest)
