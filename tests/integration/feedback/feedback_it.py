@@ -133,7 +133,7 @@ async def scalar(dsn: str, schema: str, sql: str, *args: object) -> object:
         await conn.close()
 
 
-async def labeled_on_topic(bootstrap: str, model: str, expect: int, timeout: float = 30.0
+async def labeled_on_topic(bootstrap: str, model: str, expect: int, timeout: float = 90.0
                            ) -> list[tuple[str, predictions_pb2.LabeledPrediction]]:
     """Read loopline.labeled.v1 from the start until ``expect`` records keyed ``model`` were
     seen and the topic went quiet; returns (ce_id, record) pairs, repeats included."""

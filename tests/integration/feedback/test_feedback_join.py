@@ -81,7 +81,7 @@ async def test_join_exactly_once_across_kill_9(kafka_bootstrap: str, postgres_ds
             count = await scalar(postgres_dsn, schema, "SELECT count(*) FROM joined WHERE model = $1", model)
             return count > 1000 or count  # type: ignore[operator]
 
-        await wait_for(some_joined, 30, "the first joins")
+        await wait_for(some_joined, 90, "the first joins")
         collector.kill(signal.SIGKILL)  # mid-stream: part of the first half is not joined yet
         await produce(producer, stream[half:])
         collector.start()
@@ -91,7 +91,7 @@ async def test_join_exactly_once_across_kill_9(kafka_bootstrap: str, postgres_ds
             count = await scalar(postgres_dsn, schema, "SELECT count(*) FROM joined WHERE model = $1", model)
             return count == len(expected) or count
 
-        await wait_for(all_joined, 45, "every labelled prediction joined")
+        await wait_for(all_joined, 120, "every labelled prediction joined")
         conn_rows = await scalar(
             postgres_dsn, schema,
             "SELECT count(*) FROM joined j WHERE model = $1 AND revision = 0 AND label_class IS NOT NULL", model)
@@ -121,7 +121,7 @@ async def test_join_exactly_once_across_kill_9(kafka_bootstrap: str, postgres_ds
                                  "SELECT count(*) FROM predictions WHERE model = $1 AND expired", model)
             return count == len(unlabelled) or count
 
-        await wait_for(unlabelled_expired, 30, "the unlabelled predictions expired")
+        await wait_for(unlabelled_expired, 90, "the unlabelled predictions expired")
         async with httpx.AsyncClient(base_url=collector.url) as client:
             counts = (await client.get("/v1/expired")).json()
             assert counts["predictions"] >= len(unlabelled)
@@ -187,7 +187,7 @@ async def test_bad_input_is_named_and_the_consumer_goes_on(kafka_bootstrap: str,
                                         typed.prediction_id)
                 return (joined == 1 and rejected is not None) or (joined, rejected)
 
-            await wait_for(settled, 40, "the join and the rejection")
+            await wait_for(settled, 120, "the join and the rejection")
             # The unknown prediction id stays pending; a restart with a 1 s window expires and counts it.
             assert await scalar(postgres_dsn, schema, "SELECT expired FROM labels WHERE prediction_id = $1",
                                 unknown) is False
@@ -200,7 +200,7 @@ async def test_bad_input_is_named_and_the_consumer_goes_on(kafka_bootstrap: str,
                 return await scalar(postgres_dsn, schema, "SELECT expired FROM labels WHERE prediction_id = $1",
                                     unknown) is True
 
-            await wait_for(expired, 20, "the unknown prediction's label expired")
+            await wait_for(expired, 60, "the unknown prediction's label expired")
             reason = await scalar(postgres_dsn, schema, "SELECT reason FROM rejected WHERE prediction_id = $1",
                                   typed.prediction_id)
             assert "classifier" in str(reason) and "not a number" in str(reason)
@@ -275,7 +275,7 @@ async def test_a_later_label_replaces_an_earlier_one_and_an_older_one_is_ignored
                                                      " WHERE prediction_id = $1", pid)
             return row == f"{revision}/{label_class}" or row
 
-        await wait_for(check, 30, f"revision {revision} with class {label_class}")
+        await wait_for(check, 90, f"revision {revision} with class {label_class}")
 
     try:
         collector.start()
