@@ -14,7 +14,7 @@ class JoinSettings(BaseModel):
     expiry_interval_s: float = Field(default=60.0, gt=0)
     group_id: str = "feedback-collector"
     #: Records per poll, split into one PostgreSQL transaction per partition batch.
-    max_records: int = Field(default=3000, ge=1)
+    max_records: int = Field(default=1200, ge=1)
     #: Partition lanes (batches of different partition numbers joined side by side).
     concurrent_partitions: bool = True
     #: The broker holds a fetch until this many bytes are there, or ``fetch_max_wait_ms``
