@@ -19,6 +19,7 @@ import hpack
 import pytest
 
 from loopline_serving_gateway.entrypoints import h2_edge as h2
+from loopline_serving_gateway.entrypoints import h2_wire
 from loopline_serving_gateway.entrypoints.h2_edge import NativeGrpcServer
 
 MAX = (1 << 31) - 1
@@ -520,8 +521,8 @@ async def test_message_prefixes_are_scanned_once_not_once_per_data_frame(
     """A body of many small messages sent in tiny DATA frames must cost work linear in its size
     (rescanning every prefix on every frame is quadratic: a CPU hog that blocks the whole loop)."""
     server, _, problems = edge
-    counting = _CountingStruct(h2._U32)
-    monkeypatch.setattr(h2, "_U32", counting)
+    counting = _CountingStruct(h2.U32)
+    monkeypatch.setattr(h2, "U32", counting)
     raw = await Raw.open(server.port)
     messages = 2000
     body = _message(b"") * messages
@@ -788,7 +789,7 @@ def _plausible_frame(rng: random.Random, raw: Raw, next_id: list[int]) -> bytes:
             return h2.frame(h2.DATA, flags | h2.PADDED, sid, b"\x02" + body + b"\x00\x00")
         return h2.frame(h2.DATA, flags, sid, body)
     if pick == 6:
-        key = rng.choice([h2.S_HEADER_TABLE_SIZE, h2.S_ENABLE_PUSH, h2.S_MAX_CONCURRENT_STREAMS,
+        key = rng.choice([h2_wire.S_HEADER_TABLE_SIZE, h2.S_ENABLE_PUSH, h2.S_MAX_CONCURRENT_STREAMS,
                           h2.S_INITIAL_WINDOW_SIZE, h2.S_MAX_FRAME_SIZE, h2.S_MAX_HEADER_LIST_SIZE, 0x99])
         value = rng.choice([0, 1, 100, 16384, 65535, 1 << 20, MAX])
         return h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", key, value))

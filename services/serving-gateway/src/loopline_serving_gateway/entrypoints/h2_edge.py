@@ -26,6 +26,8 @@ trailers-only answers for errors.
 
 Not here (the grpc.aio edge has them): TLS, server-initiated keepalive pings and the
 client ping-rate policy, BDP-probing window growth (our windows are fixed and large).
+
+Frame and gRPC wire constants and the encoders of our header blocks are in ``h2_wire``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import binascii
 import contextlib
 import logging
 import socket
-import struct
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -45,112 +46,17 @@ import grpc
 from hpack import Decoder, HPACKError, OversizedHeaderListError
 from hpack.table import HeaderTable
 
+from loopline_serving_gateway.entrypoints.h2_wire import (
+    ACK, CANCEL, COMPRESSION_ERROR, CONTINUATION, DATA, DEFAULT_FRAME, DEFAULT_WINDOW, END_HEADERS, END_STREAM,
+    ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, GOAWAY, GOAWAY_BODY, HEAD, HEADERS,
+    INTERNAL_ERROR, MAX_WINDOW, MSG, NO_ERROR, OK_TRAILER, PADDED, PING, PREFACE, PRIORITY, PRIORITY_FLAG,
+    PROTOCOL_ERROR, PUSH_PROMISE, REFUSED_STREAM, RESERVED_HEADERS, RESPONSE_HEAD, RST_STREAM, SETTING,
+    SETTINGS, STREAM_CLOSED, S_ENABLE_PUSH, S_INITIAL_WINDOW_SIZE,
+    S_MAX_CONCURRENT_STREAMS, S_MAX_FRAME_SIZE, S_MAX_HEADER_LIST_SIZE, U32, WINDOW_UPDATE, frame, hpack_int,
+    literal, metadata_block, parse_timeout, percent_encode, status_block,
+)
+
 log = logging.getLogger(__name__)
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-# frame types
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-# flags
-END_STREAM = ACK = 0x1
-END_HEADERS = 0x4
-PADDED = 0x8
-PRIORITY_FLAG = 0x20
-# error codes
-NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
-STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x8, 0x9
-ENHANCE_YOUR_CALM = 0xB
-# settings
-S_HEADER_TABLE_SIZE, S_ENABLE_PUSH, S_MAX_CONCURRENT_STREAMS, S_INITIAL_WINDOW_SIZE = 0x1, 0x2, 0x3, 0x4
-S_MAX_FRAME_SIZE, S_MAX_HEADER_LIST_SIZE = 0x5, 0x6
-
-MAX_WINDOW = (1 << 31) - 1
-DEFAULT_WINDOW = 65535
-DEFAULT_FRAME = 16384
-
-_HEAD = struct.Struct(">HBBBI")  # 24-bit length as H + B, type, flags, stream id
-_U32 = struct.Struct(">I")
-_MSG = struct.Struct(">BI")
-_SETTING = struct.Struct(">HI")
-_GOAWAY = struct.Struct(">II")
-
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
-_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-# Headers the transport consumes; everything else is the call's metadata.
-_RESERVED = frozenset({"content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
-                       "user-agent", "content-length", "grpc-message-type"})
-
-
-def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    size = len(payload)
-    return _HEAD.pack(size >> 8, size & 0xFF, kind, flags, stream_id) + payload
-
-
-# --- HPACK encoding of our answers: literals that never touch a dynamic table -------------
-
-def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes((first | value,))
-    out = bytearray((first | limit,))
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def literal(name: bytes, value: bytes) -> bytes:
-    """``name: value`` as a literal field without indexing, new name, no Huffman (RFC 7541 6.2.2)."""
-    return b"\x00" + _hpack_int(len(name), 7, 0) + name + _hpack_int(len(value), 7, 0) + value
-
-
-_STATUS_200 = b"\x88"  # static table entry 8
-_CT_GRPC = b"\x0f\x10" + _hpack_int(16, 7, 0) + b"application/grpc"  # name: static 31, no indexing
-_RESPONSE_HEAD = _STATUS_200 + _CT_GRPC
-_STATUS_LITERALS = {code: literal(b"grpc-status", str(number).encode()) for number, code in _CODES.items()}
-_OK_TRAILER = _STATUS_LITERALS[grpc.StatusCode.OK]
-
-
-def percent_encode(message: str) -> bytes:
-    """grpc-message encoding: printable ASCII except '%' as is, everything else %XX of the UTF-8 bytes."""
-    raw = message.encode("utf-8", "replace")
-    if all(0x20 <= b <= 0x7E and b != 0x25 for b in raw):
-        return raw
-    return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in raw)
-
-
-def _metadata_block(metadata: Sequence[tuple[str, str | bytes]]) -> bytes:
-    parts = []
-    for key, value in metadata:
-        name = key.lower()
-        if name.endswith("-bin"):
-            data = value if isinstance(value, bytes) else value.encode()
-            encoded = base64.b64encode(data).rstrip(b"=")
-        else:
-            encoded = value.encode() if isinstance(value, str) else value
-        parts.append(literal(name.encode(), encoded))
-    return b"".join(parts)
-
-
-def status_block(code: grpc.StatusCode, message: str | None,
-                 metadata: Sequence[tuple[str, str | bytes]] | None = None) -> bytes:
-    block = _STATUS_LITERALS[code]
-    if message:
-        block += literal(b"grpc-message", percent_encode(message))
-    if metadata:
-        block += _metadata_block(metadata)
-    return block
-
-
-def parse_timeout(value: str) -> float | None:
-    """A grpc-timeout header (``1234m``) in seconds; None when malformed."""
-    unit = _TIMEOUT_UNITS.get(value[-1:])
-    digits = value[:-1]
-    if unit is None or not digits.isdigit() or len(digits) > 8:
-        return None
-    return int(digits) * unit
 
 
 class _CountingTable(HeaderTable):
@@ -279,7 +185,7 @@ class _Head:
                 self.malformed = f"header {name} has a CR, LF or NUL in its value (RFC 9113 8.2.1)"
             elif name in _CONNECTION_HEADERS or (name == "te" and value != "trailers"):
                 self.malformed = f"connection-specific header {name}"
-            elif name in _RESERVED:
+            elif name in RESERVED_HEADERS:
                 if name == "content-type":
                     content_type = value
                 elif name == "grpc-timeout":
@@ -401,7 +307,7 @@ class H2Connection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         limits = self._limits
-        settings = b"".join(_SETTING.pack(key, value) for key, value in (
+        settings = b"".join(SETTING.pack(key, value) for key, value in (
             (S_ENABLE_PUSH, 0),
             (S_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams),
             (S_INITIAL_WINDOW_SIZE, limits.stream_window),
@@ -410,7 +316,7 @@ class H2Connection(asyncio.Protocol):
         ))
         out = frame(SETTINGS, 0, 0, settings)
         if limits.connection_window > DEFAULT_WINDOW:
-            out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(limits.connection_window - DEFAULT_WINDOW))
+            out += frame(WINDOW_UPDATE, 0, 0, U32.pack(limits.connection_window - DEFAULT_WINDOW))
         transport.write(out)
         self._handshake_timer = self._loop.call_later(
             limits.handshake_timeout_s, self._handshake_expired)
@@ -455,7 +361,7 @@ class H2Connection(asyncio.Protocol):
         max_frame = self._limits.max_frame_size
         try:
             while size - offset >= 9 and not self._closing:
-                high, low, kind, flags, stream_id = _HEAD.unpack_from(buffer, offset)
+                high, low, kind, flags, stream_id = HEAD.unpack_from(buffer, offset)
                 length = (high << 8) | low
                 if length > max_frame:
                     raise _ConnectionError(FRAME_SIZE_ERROR, f"a frame of {length} bytes exceeds {max_frame}")
@@ -482,7 +388,7 @@ class H2Connection(asyncio.Protocol):
         if offset:
             del buffer[:offset]
         if self._recv_unacked >= self._limits.connection_window // 2:
-            self._write(frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._recv_unacked)))
+            self._write(frame(WINDOW_UPDATE, 0, 0, U32.pack(self._recv_unacked)))
             self._recv_window += self._recv_unacked
             self._recv_unacked = 0
 
@@ -569,7 +475,7 @@ class H2Connection(asyncio.Protocol):
         if len(payload) % 6:
             raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS payload is not a multiple of 6")
         for index in range(0, len(payload), 6):
-            key, value = _SETTING.unpack_from(payload, index)
+            key, value = SETTING.unpack_from(payload, index)
             if key == S_INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
                     raise _ConnectionError(FLOW_CONTROL_ERROR, "initial window size over 2^31-1")
@@ -594,7 +500,7 @@ class H2Connection(asyncio.Protocol):
     def _window_update(self, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
             raise _ConnectionError(FRAME_SIZE_ERROR, "WINDOW_UPDATE payload is not 4 bytes")
-        increment = _U32.unpack(payload)[0] & MAX_WINDOW
+        increment = U32.unpack(payload)[0] & MAX_WINDOW
         if not stream_id:
             if not increment:
                 raise _ConnectionError(PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
@@ -661,7 +567,7 @@ class H2Connection(asyncio.Protocol):
             stream.unacked += size
             if stream.unacked >= self._limits.stream_window // 2 and not flags & END_STREAM:
                 stream.recv_window += stream.unacked
-                self._write(frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(stream.unacked)))
+                self._write(frame(WINDOW_UPDATE, 0, stream_id, U32.pack(stream.unacked)))
                 stream.unacked = 0
         if stream.inbox is not None and not stream.refused:
             self._feed(stream, bool(flags & END_STREAM))
@@ -690,7 +596,7 @@ class H2Connection(asyncio.Protocol):
         body = stream.body
         offset = stream.scanned  # each prefix is read once, not once per DATA frame
         while len(body) - offset >= 5:
-            length = _U32.unpack_from(body, offset + 1)[0]
+            length = U32.unpack_from(body, offset + 1)[0]
             if length > limit:
                 self._refuse(stream, grpc.StatusCode.RESOURCE_EXHAUSTED,
                              f"the request message is {length} bytes, over the limit of {limit}")
@@ -706,7 +612,7 @@ class H2Connection(asyncio.Protocol):
         if flags & PRIORITY_FLAG:
             if len(block) < 5:
                 raise _ConnectionError(FRAME_SIZE_ERROR, "HEADERS priority fields truncated")
-            if _U32.unpack_from(block)[0] & MAX_WINDOW == stream_id:
+            if U32.unpack_from(block)[0] & MAX_WINDOW == stream_id:
                 raise _ConnectionError(PROTOCOL_ERROR, "a stream cannot depend on itself")
             block = block[5:]
         if flags & END_HEADERS:
@@ -758,14 +664,14 @@ class H2Connection(asyncio.Protocol):
             return
         self._last_stream = stream_id
         if self._goaway_sent:
-            self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
+            self._write(frame(RST_STREAM, 0, stream_id, U32.pack(REFUSED_STREAM)))
             return
         if head.malformed:
-            self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(PROTOCOL_ERROR)))
+            self._write(frame(RST_STREAM, 0, stream_id, U32.pack(PROTOCOL_ERROR)))
             log.info("refused stream %d from %s: %s", stream_id, self._peer, head.malformed)
             return
         if len(self._streams) >= self._limits.max_concurrent_streams:
-            self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
+            self._write(frame(RST_STREAM, 0, stream_id, U32.pack(REFUSED_STREAM)))
             return
         stream = _Stream(stream_id, self._peer_stream_window, self._limits.stream_window)
         self._streams[stream_id] = stream
@@ -803,7 +709,7 @@ class H2Connection(asyncio.Protocol):
                     break
                 self._refuse(stream, grpc.StatusCode.INTERNAL, "the request ends inside a message prefix")
                 return None
-            compressed, length = _MSG.unpack_from(body, offset)
+            compressed, length = MSG.unpack_from(body, offset)
             start = offset + 5
             if len(body) < start + length:
                 if partial:
@@ -904,7 +810,7 @@ class H2Connection(asyncio.Protocol):
             stream.pending = None
             stream.closed = True
             self._streams.pop(stream.id, None)
-            self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(CANCEL)))
+            self._write(frame(RST_STREAM, 0, stream.id, U32.pack(CANCEL)))
             self._server.stream_done(self)
             return
         self._refuse(stream, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
@@ -962,14 +868,14 @@ class H2Connection(asyncio.Protocol):
             return
         code = context.code or grpc.StatusCode.OK
         if code == grpc.StatusCode.OK:
-            trailers = _OK_TRAILER
+            trailers = OK_TRAILER
             if context.details:
                 trailers += literal(b"grpc-message", percent_encode(context.details))
             if context.trailing:
-                trailers += _metadata_block(context.trailing)
+                trailers += metadata_block(context.trailing)
         else:
             trailers = status_block(code, context.details, context.trailing)
-        data = b"".join(_MSG.pack(0, len(reply)) + reply for reply in replies)
+        data = b"".join(MSG.pack(0, len(reply)) + reply for reply in replies)
         self._send(stream, data, trailers)
 
     def _finish(self, stream: _Stream, code: grpc.StatusCode, details: str | None,
@@ -978,7 +884,7 @@ class H2Connection(asyncio.Protocol):
             return
         stream.closed = True
         self._write(frame(HEADERS, END_HEADERS | END_STREAM, stream.id,
-                          _RESPONSE_HEAD + status_block(code, details, trailing)))
+                          RESPONSE_HEAD + status_block(code, details, trailing)))
         self._close_stream(stream)
 
     def _refuse(self, stream: _Stream, code: grpc.StatusCode, message: str) -> None:
@@ -989,10 +895,10 @@ class H2Connection(asyncio.Protocol):
         self._drop_body(stream)
         stream.closed = True
         self._write(frame(HEADERS, END_HEADERS | END_STREAM, stream.id,
-                          _RESPONSE_HEAD + status_block(code, message)))
+                          RESPONSE_HEAD + status_block(code, message)))
         if not stream.half_closed:
             # stop the client sending the rest (RFC 9113 8.1: NO_ERROR after a complete answer)
-            self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
+            self._write(frame(RST_STREAM, 0, stream.id, U32.pack(NO_ERROR)))
             self._streams.pop(stream.id, None)
         if stream.task is not None:  # a client-streaming call already running ends here too
             self._cancel(stream)
@@ -1001,18 +907,18 @@ class H2Connection(asyncio.Protocol):
     def _http_error(self, stream: _Stream, status: int, message: str) -> None:
         stream.refused = stream.closed = True
         self._drop_body(stream)
-        block = (b"\x08" + _hpack_int(3, 7, 0) + str(status).encode()  # :status, static name 8, no indexing
+        block = (b"\x08" + hpack_int(3, 7, 0) + str(status).encode()  # :status, static name 8, no indexing
                  + literal(b"content-type", b"text/plain") + literal(b"grpc-status", b"13")
                  + literal(b"grpc-message", percent_encode(message)))
         self._write(frame(HEADERS, END_HEADERS | END_STREAM, stream.id, block))
         if not stream.half_closed:
-            self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
+            self._write(frame(RST_STREAM, 0, stream.id, U32.pack(NO_ERROR)))
             self._streams.pop(stream.id, None)
 
     def _send(self, stream: _Stream, data: bytes, trailers: bytes) -> None:
         """HEADERS, DATA and trailers in one write when the client's windows allow, else as they open."""
         size = len(data)
-        head = frame(HEADERS, END_HEADERS, stream.id, _RESPONSE_HEAD)
+        head = frame(HEADERS, END_HEADERS, stream.id, RESPONSE_HEAD)
         if size <= self._peer_window and size <= stream.send_window and size <= self._peer_frame:
             self._peer_window -= size
             stream.send_window -= size
@@ -1098,7 +1004,7 @@ class H2Connection(asyncio.Protocol):
         self._server.stream_done(self)
 
     def _reset(self, stream_id: int, code: int) -> None:
-        self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(code)))
+        self._write(frame(RST_STREAM, 0, stream_id, U32.pack(code)))
         stream = self._streams.pop(stream_id, None)
         if stream is not None:
             self._cancel(stream)
@@ -1118,7 +1024,7 @@ class H2Connection(asyncio.Protocol):
         if self._goaway_sent:
             return
         self._goaway_sent = True
-        self._write(frame(GOAWAY, 0, 0, _GOAWAY.pack(self._last_stream, code) + reason.encode()[:256]))
+        self._write(frame(GOAWAY, 0, 0, GOAWAY_BODY.pack(self._last_stream, code) + reason.encode()[:256]))
 
     def _fail(self, code: int, reason: str) -> None:
         log.info("closing an HTTP/2 connection from %s: %s", self._peer, reason)
