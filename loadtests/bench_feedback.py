@@ -52,6 +52,7 @@ from loopline_core.kafka.producer import EventProducer, Outgoing, kafka_producer
 from loopline_core.kafka.topics import FEEDBACK, LABELED, PREDICTIONS
 from loopline_core.settings import KafkaSettings
 
+from loadtests.cpu import cpu_seconds, machine_busy_s, stack_pids
 from loadtests.feedback.process import CollectorProcess, start_collector
 
 
@@ -93,41 +94,6 @@ def _phase_means(metrics: dict[str, float]) -> dict[str, float]:
     return means
 
 
-def _cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system CPU seconds of each process still alive (Linux /proc)."""
-    found = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return found
-
-
-def _stack_pids(marker: str, program: bytes) -> list[int]:
-    """The processes of the bench's stack whose command line names its directory and
-    ``program`` (java: Kafka; postgres), with their children (PostgreSQL's backends)."""
-    roots, parents = set(), {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if marker.encode() in command and program in command:
-            roots.add(int(entry.name))
-    return sorted(roots | {pid for pid, parent in parents.items() if parent in roots})
-
-
-def _machine_busy_s() -> float:
-    with open("/proc/stat") as stat:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in stat.readline().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 class CpuMeter:
     """CPU spent during the label phase by the collector, Kafka, PostgreSQL,
     this bench (producer + consumer), and the whole machine; ``other_work_cores``: what
@@ -137,10 +103,10 @@ class CpuMeter:
         self._collectors, self._marker = collectors, stack_marker
 
     def _sample(self) -> dict[str, object]:
-        return {"collector": _cpu_seconds(self._collectors),
-                "kafka": _cpu_seconds(_stack_pids(self._marker, b"java")),
-                "postgres": _cpu_seconds(_stack_pids(self._marker, b"postgres")),
-                "bench": time.process_time(), "machine": _machine_busy_s(), "wall": time.perf_counter()}
+        return {"collector": cpu_seconds(self._collectors),
+                "kafka": cpu_seconds(stack_pids(self._marker, b"java")),
+                "postgres": cpu_seconds(stack_pids(self._marker, b"postgres")),
+                "bench": time.process_time(), "machine": machine_busy_s(), "wall": time.perf_counter()}
 
     def start(self) -> None:
         self._start = self._sample()

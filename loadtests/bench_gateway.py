@@ -38,6 +38,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from loadtests.cpu import cpu_seconds, machine_busy_s, stack_pids
 from loadtests.gateway.clients import Result, closed_loop, grpc_caller, rest_caller
 from loadtests.gateway.serve import free_port
 
@@ -45,7 +46,31 @@ CONCURRENCY = (1, 4, 16)
 COUNTS = {1: 1500, 4: 3000, 16: 4000}
 TIME_LIMIT_S, FEATURES, CLASSES = 6.0, 16, 4
 ROUNDS = int(os.environ.get("BENCH_GATEWAY_ROUNDS", "2"))
-TICKS = os.sysconf("SC_CLK_TCK")
+PARTS = ("client", "gateway", "triton", "kafka", "other")
+
+
+class Parts:
+    """CPU per request of each part of the path during one phase: the client (this
+    process), the gateway, Triton (server and python backend stubs), Kafka, and
+    ``other`` (anything else the shared machine ran meanwhile)."""
+
+    def __init__(self, gateway_pid: int, marker: str) -> None:
+        self._gateway, self._marker = gateway_pid, marker
+
+    def _sample(self) -> dict[str, float]:
+        triton = sum(cpu_seconds(stack_pids(self._marker, b"tritonserver")).values())
+        kafka = sum(cpu_seconds(stack_pids(self._marker, b"java")).values())
+        return {"client": time.process_time(), "gateway": cpu_seconds([self._gateway]).get(self._gateway, 0.0),
+                "triton": triton, "kafka": kafka, "machine": machine_busy_s()}
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def per_request_us(self, requests: int) -> dict[str, float]:
+        end = self._sample()
+        spent = {part: end[part] - self._start[part] for part in end}
+        spent["other"] = max(0.0, spent.pop("machine") - sum(spent.values()))
+        return {part: spent[part] / max(requests, 1) * 1e6 for part in PARTS}
 
 
 def _artifact(path: Path) -> None:
@@ -62,8 +87,7 @@ def _artifact(path: Path) -> None:
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return cpu_seconds([pid]).get(pid, 0.0)
 
 
 async def _logged(session: aiohttp.ClientSession, base: str) -> float:
@@ -82,11 +106,13 @@ async def _drain(session: aiohttp.ClientSession, base: str, target: float) -> No
         await asyncio.sleep(0.05)
 
 
-async def _run(stack_cfg: object, gateway_pid: int, ports: dict[str, int], http_port: int) -> list[dict[str, object]]:
+async def _run(stack_cfg: object, gateway_pid: int, ports: dict[str, int], http_port: int,
+               marker: str) -> list[dict[str, object]]:
     batch = np.random.default_rng(0).normal(size=(1, FEATURES)).astype(np.float32)
     gw_http = f"http://127.0.0.1:{http_port}"
     triton_http = f"http://{stack_cfg.triton_http_url}"  # type: ignore[attr-defined]
     rows: list[dict[str, object]] = []
+    meter = Parts(gateway_pid, marker)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
         idle_before = _cpu_s(gateway_pid)
         await asyncio.sleep(3.0)
@@ -108,23 +134,29 @@ async def _run(stack_cfg: object, gateway_pid: int, ports: dict[str, int], http_
             for concurrency in [int(c) for c in os.environ.get("BENCH_GATEWAY_CONCURRENCY", "1,4,16").split(",")]:
                 results: dict[str, list[Result]] = {"direct": [], "gateway": []}
                 cpu: list[float] = []
+                parts: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}
                 for _ in range(ROUNDS):
+                    meter.start()
                     results["direct"].append(await closed_loop(direct, concurrency, COUNTS[concurrency], TIME_LIMIT_S))
+                    parts["direct"].append(meter.per_request_us(results["direct"][-1].requests))
                     await _drain(session, gw_http, expected_logged)
                     before = _cpu_s(gateway_pid)
+                    meter.start()
                     result = await closed_loop(gateway, concurrency, COUNTS[concurrency], TIME_LIMIT_S)
                     expected_logged += result.requests
                     await _drain(session, gw_http, expected_logged)
+                    parts["gateway"].append(meter.per_request_us(result.requests))
                     cpu.append((_cpu_s(gateway_pid) - before) / result.requests * 1e3)
                     results["gateway"].append(result)
-                rows.append(_row(protocol, concurrency, results, cpu))
+                rows.append(_row(protocol, concurrency, results, cpu, parts))
                 print(json.dumps(rows[-1]), flush=True)
         await ch1.close()
         await ch2.close()
     return rows
 
 
-def _row(protocol: str, concurrency: int, results: dict[str, list[Result]], cpu: list[float]) -> dict[str, object]:
+def _row(protocol: str, concurrency: int, results: dict[str, list[Result]], cpu: list[float],
+         parts: dict[str, list[dict[str, float]]]) -> dict[str, object]:
     def med(path: str, attr: str) -> float:
         return round(statistics.median(getattr(r, attr) for r in results[path]), 3)
 
@@ -140,6 +172,10 @@ def _row(protocol: str, concurrency: int, results: dict[str, list[Result]], cpu:
                                                                                     results["gateway"])), 3),
         "gateway_cpu_ms_per_request": round(statistics.median(cpu), 4),
         "errors": sum(r.errors for rs in results.values() for r in rs),
+        # median CPU µs per request of each part, Triton directly and through the gateway
+        # (the gateway phase's figures include the wait for Kafka's acknowledgements)
+        "cpu_us_per_request": {path: {part: round(statistics.median(p[part] for p in parts[path]), 1)
+                                      for part in PARTS} for path in parts},
     }
 
 
@@ -189,7 +225,7 @@ def main() -> int:
                     return 1
                 time.sleep(0.1)
             ports = json.loads(ready.read_text())
-            rows = asyncio.run(_run(cfg, gateway.pid, ports, http_port))
+            rows = asyncio.run(_run(cfg, gateway.pid, ports, http_port, str(root)))
         finally:
             if gateway is not None:
                 gateway.terminate()
