@@ -33,6 +33,10 @@ def test_torchscript_model_loads_and_infers(triton, tmp_path: Path) -> None:
     http = triton_http.InferenceServerClient(triton.http_url)
     http.load_model("skeleton-mlp")
     assert http.is_model_ready("skeleton-mlp", "1")
+    # Triton parsed the thread parameters the shim reads (a malformed entry would not load)
+    parameters = http.get_model_config("skeleton-mlp")["parameters"]
+    assert parameters["INTRA_OP_THREAD_COUNT"] == {"string_value": "1"}
+    assert parameters["INTER_OP_THREAD_COUNT"] == {"string_value": "1"}
 
     batch = np.random.default_rng(3).normal(size=(5, 4)).astype(np.float32)
     expected = reference(torch.from_numpy(batch)).detach().numpy()

@@ -88,7 +88,8 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     components.append(Component("kafka-producer", producer.start, stop_producer))
     reconciler = Reconciler(
         registry, triton, table, settings.triton.model_repository, inflight=inflight,
-        backend=settings.triton_backend, gpu=settings.triton_gpu, fallback_versions=settings.fallback_versions,
+        backend=settings.triton_backend, gpu=settings.triton_gpu, threads=settings.triton_model_threads,
+        fallback_versions=settings.fallback_versions,
         drain_timeout_s=settings.drain_timeout_s,
         on_failure=lambda model: metrics.reconcile_failures.labels(model).inc())
     catalog = ModelCatalog(table, triton)

@@ -2,7 +2,9 @@
 
 Written into every version folder by ``loopline_core.triton.repository``. It is
 loaded by Triton's python backend stub, never imported by Loopline itself. All
-requests of a dynamic batch run through one forward pass.
+requests of a dynamic batch run through one forward pass. The model's
+``INTRA_OP_THREAD_COUNT``/``INTER_OP_THREAD_COUNT`` parameters (as Triton's pytorch
+backend reads them) size torch's thread pools in the stub process.
 """
 
 import json
@@ -16,6 +18,16 @@ import triton_python_backend_utils as pb_utils  # provided by the python backend
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
+        parameters = config.get("parameters") or {}
+        threads = int((parameters.get("INTRA_OP_THREAD_COUNT") or {}).get("string_value") or 0)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        interop = int((parameters.get("INTER_OP_THREAD_COUNT") or {}).get("string_value") or 0)
+        if interop > 0:
+            try:
+                torch.set_num_interop_threads(interop)
+            except RuntimeError:  # only possible before the pool's first use in this process
+                pass
         self.input_names = [i["name"] for i in config["input"]]
         self.output_names = [o["name"] for o in config["output"]]
         self.output_dtypes = [pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]]

@@ -37,7 +37,7 @@ class TritonControl(Protocol):
 
 class Reconciler:
     def __init__(self, registry: RegistryPort, triton: TritonControl, table: RoutingTable, repository: Path, *,
-                 inflight: Counter[str], backend: str = "python", gpu: bool = False,
+                 inflight: Counter[str], backend: str = "python", gpu: bool = False, threads: int = 1,
                  fallback_versions: dict[str, int] | None = None, drain_timeout_s: float = 30.0,
                  on_failure: Callable[[str], None] = lambda model: None) -> None:
         self._registry = registry
@@ -47,6 +47,7 @@ class Reconciler:
         self._inflight = inflight
         self._backend = backend
         self._gpu = gpu
+        self._threads = threads
         self._fallbacks = fallback_versions or {}
         self._drain_timeout_s = drain_timeout_s
         self._on_failure = on_failure
@@ -118,7 +119,7 @@ class Reconciler:
             name,
             [TensorConfig(t.name, t.datatype, t.shape[1:]) for t in info.inputs],
             [TensorConfig(t.name, t.datatype, t.shape[1:]) for t in info.outputs],
-            backend=self._backend, gpu=self._gpu,
+            backend=self._backend, gpu=self._gpu, threads=self._threads,
         )
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "model.pt"
