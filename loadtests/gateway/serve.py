@@ -15,6 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
+from loopline_core.heap import settle_heap
 from loopline_core.logs import setup_logging
 from loopline_core.telemetry import setup_tracing
 
@@ -45,6 +46,8 @@ async def serve(config: dict[str, object], ready: Path) -> int:
     if config.get("tracing"):
         setup_tracing(settings.service_name, settings.telemetry)
     gateway = build(settings, registry=registry, consume_events=False)
+    if os.environ.get("BENCH_GATEWAY_SETTLE", "1") != "0":
+        settle_heap()  # as the gateway's own entrypoint does (workers.serve)
     task = asyncio.create_task(gateway.run())
     while not gateway.host.readiness.started:
         if task.done():

@@ -54,6 +54,31 @@ async def test_send_batch_keeps_order_per_key(producer_on) -> None:
     assert [PredictionLogged.FromString(r.value).latency_us for r in records] == [0, 1, 2, 3, 4]
 
 
+async def test_a_large_batch_lets_the_event_loop_through_and_keeps_its_order(producer_on) -> None:
+    import asyncio
+
+    from loopline_core.kafka.producer import YIELD_EVERY
+
+    producer, broker = producer_on
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    before = turns
+    items = [Outgoing("p-1", PredictionLogged(latency_us=n)) for n in range(YIELD_EVERY * 3)]
+    await producer.send_batch(PREDICTIONS, items)
+    counter.cancel()
+    assert turns - before >= 3  # the in-memory driver never yields on its own
+    assert [PredictionLogged.FromString(r.value).latency_us for r in broker.records(PREDICTIONS)] == list(
+        range(YIELD_EVERY * 3))
+
+
 async def test_each_record_carries_the_context_of_its_send_span(producer_on, spans) -> None:
     producer, broker = producer_on
     spans.clear()

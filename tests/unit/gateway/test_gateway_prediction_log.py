@@ -182,3 +182,34 @@ def test_raw_tensors_convert_as_flat_values_does() -> None:
     for (name, datatype, shape, field, values), raw in zip(found, request.raw_input_contents, strict=True):
         assert (field, values) == flat_values(datatype, raw)
         assert [type(v) for v in values] == [type(v) for v in flat_values(datatype, raw)[1]]
+
+
+async def test_a_batch_is_built_in_slices_and_a_cancel_while_building_loses_nothing() -> None:
+    from loopline_serving_gateway.handlers import prediction_log
+
+    kafka = FlakyKafka()
+    log = PredictionLog(kafka, PredictionLogSettings(batch_events=1000, flush_interval_ms=1))
+    total = prediction_log.SLICE * 3 + 1
+    for n in range(total):
+        log.record(_served(n))
+    turns = 0
+
+    async def count_turns() -> None:  # runs only when the builder lets the loop through
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    builder = asyncio.create_task(log._build())  # noqa: SLF001
+    await asyncio.sleep(0)  # the builder has built its first slice and yielded
+    builder.cancel()
+    await asyncio.gather(builder, return_exceptions=True)
+    assert log.buffered == total  # nothing left the buffer
+    built = await log._build()  # noqa: SLF001
+    counter.cancel()
+    assert [event.key for event in built] == [f"id-{n}" for n in range(total)]
+    assert turns >= 3 and log.buffered == 0
+    await log.flush()
+    assert kafka.ids == []  # what _build returned is the caller's to send; the buffer is empty

@@ -15,6 +15,7 @@ import time
 
 import uvloop
 
+from loopline_core.heap import settle_heap
 from loopline_core.logs import setup_logging
 from loopline_core.telemetry import setup_tracing
 
@@ -27,7 +28,9 @@ def serve(settings: GatewaySettings) -> int:
     setup_tracing(settings.service_name, settings.telemetry)
     if settings.uvloop:
         uvloop.install()
-    return asyncio.run(build(settings).run())
+    gateway = build(settings)
+    settle_heap()
+    return asyncio.run(gateway.run())
 
 
 def _worker(settings_json: str) -> None:
