@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from tritonclient.grpc import service_pb2 as pb
 
 from loopline_core.errors import InvalidArgument, LooplineError, Unavailable
 
+from loopline_serving_gateway.domain.ids import prediction_id as new_prediction_id
 from loopline_serving_gateway.domain.routing import RoutingTable, Target, Variant
 from loopline_serving_gateway.handlers.prediction_log import PredictionLog, Served
 from loopline_serving_gateway.handlers.tracing import RequestTrace, failed
@@ -96,7 +96,7 @@ class Inference:
             target = fallback
             self._metrics.fallbacks.labels(model, str(fallback.version)).inc()
             response = await self._call(request, target, trace)
-        prediction_id = str(uuid.uuid4())
+        prediction_id = new_prediction_id()
         response.model_name = model
         response.model_version = str(target.version)
         params = response.parameters
