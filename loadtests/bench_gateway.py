@@ -12,7 +12,8 @@ Kafka and Triton are started through the local-stack API; the gateway runs in it
 own process (loadtests/gateway/serve.py). Results go to stdout and
 $BENCH_OUT/gateway.json (default .run/bench/). Knobs (environment):
 BENCH_GATEWAY_PROTOCOLS (grpc,rest) and BENCH_GATEWAY_CONCURRENCY (1,4,16) narrow the
-cases; BENCH_GATEWAY_ROUNDS (2) sets the rounds (every phase is bounded by a request
+cases; BENCH_GATEWAY_WARM_UP_S (5) the warm-up of each path (also warms the fresh Kafka
+broker's JIT); BENCH_GATEWAY_ROUNDS (2) sets the rounds (every phase is bounded by a request
 count and a time limit); BENCH_GATEWAY_TRACING=0 runs the gateway without the OTel
 SDK; BENCH_GATEWAY_SAMPLE=0.01 samples that share of traces (parent-based ratio
 sampler; default: every request); BENCH_GATEWAY_LOG=0 runs without the prediction
@@ -54,6 +55,7 @@ CONCURRENCY = (1, 4, 16)
 COUNTS = {1: 1500, 4: 3000, 16: 4000}
 TIME_LIMIT_S, FEATURES, CLASSES = 6.0, 16, 4
 ROUNDS = int(os.environ.get("BENCH_GATEWAY_ROUNDS", "2"))
+WARM_UP_S = float(os.environ.get("BENCH_GATEWAY_WARM_UP_S", "5"))
 PARTS = ("client", "gateway", "triton", "kafka", "other")
 
 
@@ -173,10 +175,12 @@ async def _run(stack_cfg: object, gateways: list[Gateway], marker: str) -> list[
         for protocol, calls in callers.items():
             if protocol not in only:
                 continue
-            await closed_loop(calls["direct"], 4, 200, 5)  # type: ignore[arg-type]  # warm-up of every path
+            # Warm-up of every path, WARM_UP_S each: the JIT of the fresh Kafka broker's produce path
+            # and the first connections would otherwise land in the first gateway phases only.
+            await closed_loop(calls["direct"], 4, 100_000, WARM_UP_S)  # type: ignore[arg-type]
             for gateway in gateways:
-                await closed_loop(calls[gateway.name], 4, 200, 5)  # type: ignore[arg-type]
-                gateway.logged += 200
+                warm = await closed_loop(calls[gateway.name], 4, 100_000, WARM_UP_S)  # type: ignore[arg-type]
+                gateway.logged += warm.requests
             for concurrency in [int(c) for c in os.environ.get("BENCH_GATEWAY_CONCURRENCY", "1,4,16").split(",")]:
                 results: dict[str, list[Result]] = {"direct": [], **{g.name: [] for g in gateways}}
                 cpu: dict[str, list[float]] = {g.name: [] for g in gateways}
