@@ -98,3 +98,21 @@ def test_other_providers_get_the_ordinary_tracer() -> None:
     opened = Tracing(True, trace.NoOpTracerProvider()).server("ModelInfer", None)
     assert opened is not None and not opened[0].is_recording()
     assert Tracing(False).server("ModelInfer", None) is None
+
+
+def test_a_sampler_that_drops_sampled_local_children_is_still_asked() -> None:
+    # the client span's decision is only taken for granted with parent-based sampling's
+    # default for a sampled local parent (always on); any other rule is asked
+    provider, exporter = _provider(sampler=ParentBased(TraceIdRatioBased(1.0), local_parent_sampled=ALWAYS_OFF))
+    _request(Tracing(True, provider), None)
+    [server] = exporter.get_finished_spans()
+    assert server.kind is SpanKind.SERVER
+
+
+def test_a_child_span_carries_its_parents_trace_state() -> None:
+    provider, exporter = _provider()
+    _, sent = _request(Tracing(True, provider), {"traceparent": REMOTE, "tracestate": "vendor=1"})
+    client, server = exporter.get_finished_spans()
+    assert client.get_span_context().trace_state.to_header() == "vendor=1"
+    assert server.get_span_context().trace_state.to_header() == "vendor=1"
+    assert sent == traceparent_of(client.get_span_context())

@@ -28,9 +28,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
-    NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, set_span_in_context,
+    INVALID_SPAN_CONTEXT, NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags,
+    set_span_in_context,
 )
 
 Metadata = tuple[tuple[str, str], ...]
@@ -49,10 +51,15 @@ _UNSET = Status(StatusCode.UNSET)
 class _Recorder:
     """Starts spans from an SDK provider's sampler and id generator; ends them into its processors."""
 
-    __slots__ = ("_ids", "_processor", "_resource", "_sampler", "_scope")
+    __slots__ = ("_ids", "_inherit", "_processor", "_resource", "_sampler", "_scope")
 
     def __init__(self, provider: SdkTracerProvider) -> None:
         self._sampler = provider.sampler
+        # With the SDK's parent-based sampler and its default for a sampled local parent
+        # (always on: every OTEL_TRACES_SAMPLER=parentbased_* is), a child of a recording span is
+        # recorded and sampled: its decision is known without asking the sampler.
+        local = getattr(self._sampler, "_local_parent_sampled", None)
+        self._inherit = isinstance(self._sampler, ParentBased) and local is ALWAYS_ON
         self._ids = provider.id_generator
         self._resource = provider.resource
         # The provider's processors (the batch exporter): the SDK's own spans end into them too.
@@ -61,7 +68,7 @@ class _Recorder:
 
     def start(self, name: str, context: Context | None, kind: SpanKind,
               attributes: Mapping[str, Any] | None = None) -> Span:
-        parent = trace.get_current_span(context).get_span_context()
+        parent = trace.get_current_span(context).get_span_context() if context is not None else INVALID_SPAN_CONTEXT
         if parent.is_valid:
             trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
         else:
@@ -78,6 +85,16 @@ class _Recorder:
         if attributes:
             recorded.update(attributes)
         return _Span(self, name, span_context, parent, kind, recorded)
+
+    def child(self, name: str, parent: _Span, kind: SpanKind, attributes: dict[str, Any]) -> Span:
+        """A span under ``parent`` (one of ours, recording), the sampler asked only when its
+        decision for a sampled local parent is not simply "sampled" (see ``__init__``)."""
+        if not self._inherit:
+            return self.start(name, set_span_in_context(parent), kind, attributes)
+        context = parent.context
+        span_context = SpanContext(context.trace_id, self._ids.generate_span_id(), False, context.trace_flags,
+                                   context.trace_state)
+        return _Span(self, name, span_context, context, kind, attributes)
 
     def end(self, span: _Span, end_time: int) -> None:
         self._processor.on_end(ReadableSpan(
@@ -161,11 +178,17 @@ class _Starter:
             return self._recorder.start(name, context, kind, attributes)
         return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
 
+    def child(self, name: str, parent: Span, kind: SpanKind, attributes: dict[str, Any]) -> Span:
+        """A span under ``parent``, a recording span this starter made."""
+        if self._recorder is not None and isinstance(parent, _Span):
+            return self._recorder.child(name, parent, kind, attributes)
+        return self.start(name, set_span_in_context(parent), kind, attributes)
+
 
 class RequestTrace:
     """The trace of one request: its server span's W3C context and how to open client spans."""
 
-    __slots__ = ("_metadata", "_parent", "_recording", "_tracer", "traceparent", "tracestate")
+    __slots__ = ("_metadata", "_recording", "_server", "_tracer", "traceparent", "tracestate")
 
     def __init__(self, tracer: _Starter, server: Span) -> None:
         context = server.get_span_context()
@@ -173,7 +196,7 @@ class RequestTrace:
         self.traceparent = traceparent_of(context)
         self.tracestate = context.trace_state.to_header() if context.trace_state else ""
         self._recording = server.is_recording()
-        self._parent = set_span_in_context(server) if self._recording else None
+        self._server = server
         metadata: Metadata = (("traceparent", self.traceparent),) if self.traceparent else ()
         self._metadata = metadata + ((("tracestate", self.tracestate),) if self.tracestate else ())
 
@@ -181,7 +204,7 @@ class RequestTrace:
         """A CLIENT span for one Triton call and the metadata that carries it to Triton."""
         if not self._recording:
             return None, self._metadata
-        span = self._tracer.start("triton ModelInfer", self._parent, SpanKind.CLIENT,
+        span = self._tracer.child("triton ModelInfer", self._server, SpanKind.CLIENT,
                                   {"loopline.triton_model": triton_model})
         context = span.get_span_context()
         metadata: Metadata = (("traceparent", traceparent_of(context)),)
