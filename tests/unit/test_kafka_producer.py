@@ -163,3 +163,22 @@ async def test_the_real_driver_is_idempotent_with_acks_all() -> None:
     assert driver.client._client_id == "t"
     assert driver._sender._acks == -1
     assert driver._message_accumulator._batch_size == MAX_BATCH_BYTES
+
+
+def test_murmur2_is_kafkas() -> None:
+    import random as random_module
+
+    from aiokafka.partitioner import murmur2
+
+    from loopline_core.kafka.producer import _murmur2_aiokafka, _murmur2_words, murmur2_of
+
+    # Kafka's own test vectors (clients' UtilsTest), as signed Java ints
+    for text, java in [(b"21", -973932308), (b"foobar", -790332482), (b"a-little-bit-long-string", -985981536),
+                       (b"a-little-bit-longer-string", -1486304829),
+                       (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971), (b"abc", 479470107)]:
+        assert murmur2_of(text) == java & 0xFFFFFFFF
+    rng = random_module.Random(7)
+    for length in [*range(41), 100, 1000]:
+        for _ in range(20):
+            data = rng.randbytes(length)
+            assert _murmur2_words(data) == _murmur2_aiokafka(data) == murmur2(data) & 0xFFFFFFFF
