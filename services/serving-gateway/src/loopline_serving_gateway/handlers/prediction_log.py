@@ -63,8 +63,9 @@ class Served:
 #: Raw little-endian datatypes that ``array`` converts to Python values directly (cheaper than
 #: numpy for the small tensors of one request), with their contents field; only on a
 #: little-endian host, where ``array``'s native order is the protocol's.
-_ARRAY_CODES = {"FP32": ("f", "fp_contents"), "FP64": ("d", "fp_contents"), "INT32": ("i", "int_contents"),
-                "INT64": ("q", "int_contents")} if sys.byteorder == "little" else {}
+_ARRAY_CODES = {"FP32": ("f", "fp_contents", 4), "FP64": ("d", "fp_contents", 8), "INT32": ("i", "int_contents", 4),
+                "INT64": ("q", "int_contents", 8)} if sys.byteorder == "little" else {}
+assert all(array(code).itemsize == size for code, _, size in _ARRAY_CODES.values())
 
 
 def _tensors(tensors: Any, raw: Any) -> list[tuple[str, str, list[int], str, list[object]]]:
@@ -74,7 +75,7 @@ def _tensors(tensors: Any, raw: Any) -> list[tuple[str, str, list[int], str, lis
         if raw:
             code = _ARRAY_CODES.get(tensor.datatype)
             data = raw[index]
-            if code is not None and len(data) % array(code[0]).itemsize == 0:
+            if code is not None and len(data) % code[2] == 0:
                 field, values = code[1], array(code[0], data).tolist()
             else:
                 field, values = flat_values(tensor.datatype, data)
