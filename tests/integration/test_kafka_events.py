@@ -207,3 +207,49 @@ async def test_a_retryable_error_is_retried_then_succeeds(
     dead = [r for r in await read_topic(kafka_bootstrap, dead_letter_topic(DRIFT))
             if dict(r.headers).get("ce_id") == event_id.encode()]
     assert dead == []
+
+
+async def test_a_batch_is_partitioned_ordered_and_traced_like_single_sends(
+    producer: EventProducer, spans: InMemorySpanExporter, kafka_bootstrap: str
+) -> None:
+    """send_batch goes through aiokafka's record-batch interface on the real broker: every record
+    arrives once, on the partition Kafka's murmur2 gives its key (as with single sends), in order
+    per key, across batches that overflow (one key gets more than a batch's 512 KiB), with the
+    batch span's context in its headers; a record over the request limit is refused by name."""
+    from aiokafka.partitioner import murmur2
+
+    from loopline_core.errors import InvalidArgument
+    from loopline_core.kafka.producer import Outgoing
+
+    spans.clear()
+    keys = [str(uuid.uuid4()) for _ in range(40)]
+    items = [Outgoing(keys[n % len(keys)], PredictionLogged(prediction_id=keys[n % len(keys)], latency_us=n))
+             for n in range(2000)]
+    heavy = str(uuid.uuid4())
+    items += [Outgoing(heavy, PredictionLogged(prediction_id=heavy, latency_us=n, request_key="x" * 1000))
+              for n in range(800)]  # ~800 KiB on one partition
+    driver = producer._driver  # noqa: SLF001 - count the record batches it is asked for
+    batches: list[int] = []
+    create_batch = driver.create_batch
+    driver.create_batch = lambda: batches.append(1) or create_batch()  # type: ignore[method-assign]
+    with trace.get_tracer("test").start_as_current_span("log"):
+        ids = await producer.send_batch(PREDICTIONS, items)
+    assert len(batches) > PARTITIONS[PREDICTIONS]  # one per partition, and more for the heavy key
+    assert len(set(ids)) == len(items)
+    ours = [r for r in await read_topic(kafka_bootstrap, PREDICTIONS)
+            if dict(r.headers).get("ce_source") == producer.source.encode()]
+    assert sorted(dict(r.headers)["ce_id"].decode() for r in ours) == sorted(ids)
+    by_key: dict[bytes, list[int]] = {}
+    for record in sorted(ours, key=lambda r: (r.partition, r.offset)):
+        assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % PARTITIONS[PREDICTIONS]
+        by_key.setdefault(record.key, []).append(PredictionLogged.FromString(record.value).latency_us)
+    assert all(values == sorted(values) for values in by_key.values())
+    assert len(by_key[heavy.encode()]) == 800
+    [batch_span] = [s for s in spans.get_finished_spans() if s.name == f"send {PREDICTIONS}"
+                    and s.kind == SpanKind.PRODUCER]
+    traceparents = {dict(r.headers).get("traceparent") for r in ours}
+    context = batch_span.context
+    assert traceparents == {f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}".encode()}
+    huge = [Outgoing("k", PredictionLogged(request_key="x" * (2 << 20))), Outgoing("k", PredictionLogged())]
+    with pytest.raises(InvalidArgument, match="max_request_size"):
+        await producer.send_batch(PREDICTIONS, huge)

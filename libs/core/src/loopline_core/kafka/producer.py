@@ -32,7 +32,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from google.protobuf.message import Message
 
 from loopline_core.errors import Unavailable
@@ -225,6 +227,9 @@ class EventProducer:
               ) as trace_headers:
             futures = []
             async with translated_kafka_errors(f"sending to {topic}"):
+                if getattr(driver, "create_batch", None) is not None and not single:
+                    await self._send_built(driver, topic, items, events, trace_headers)
+                    return [event.id for event in events]
                 for index, (item, event) in enumerate(zip(items, events, strict=True), 1):
                     value, headers = encode(event)
                     headers += trace_headers
@@ -235,6 +240,41 @@ class EventProducer:
                         await asyncio.sleep(0)
                 await asyncio.gather(*futures)
         return [event.id for event in events]
+
+    async def _send_built(self, driver: Any, topic: str, items: list[Outgoing], events: list[Any],
+                          trace_headers: list[tuple[str, bytes]]) -> None:
+        """``send_batch`` through aiokafka's batch interface: the records are partitioned here (the
+        same murmur2 partitioner as ``send``), appended to one record batch per partition and handed
+        over a batch at a time, with one future per batch instead of one per record. About half the
+        CPU per record of ``send`` (its metadata wait, partition lookup, future and bookkeeping for
+        every record); the bytes on the wire are the same. Order per key is kept: a partition's
+        records go in order into its batch, and a full batch is submitted before the next is begun."""
+        partitions = list(await driver.partitions_for(topic))
+        limit = getattr(driver, "_max_request_size", 1 << 20)
+        builders: dict[int, Any] = {}
+        futures = []
+        for index, (item, event) in enumerate(zip(items, events, strict=True), 1):
+            value, headers = encode(event)
+            headers += trace_headers
+            key = item.key.encode()
+            if len(value) + len(key) > limit - 65536 and (
+                    DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > limit):
+                # what send() refuses for a record (the records before it may have gone, as with send())
+                raise MessageSizeTooLargeError(f"the event {event.id} is larger than the producer's "
+                                               f"max_request_size ({limit} bytes)")
+            partition = key_partitioner(key, partitions, partitions)
+            builder = builders.get(partition)
+            if builder is None:
+                builder = builders[partition] = driver.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                futures.append(await driver.send_batch(builder, topic, partition=partition))
+                builder = builders[partition] = driver.create_batch()
+                builder.append(key=key, value=value, timestamp=None, headers=headers)
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        for partition, builder in builders.items():
+            futures.append(await driver.send_batch(builder, topic, partition=partition))
+        await asyncio.gather(*futures)
 
     async def send_record(self, topic: str, *, key: bytes | None, value: bytes | None,
                           headers: Sequence[tuple[str, bytes]]) -> None:
