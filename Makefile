@@ -7,7 +7,7 @@ RUN = $(UV) run --frozen
 RUN_DIR ?= .run
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo test test-unit test-integration protos check-protos up down status logs bench bench-gateway bench-feedback bench-drift bench-registry clean
+.PHONY: help bootstrap demo test test-unit test-integration protos check-protos up down status logs bench bench-gateway bench-feedback bench-drift bench-registry bench-producer clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench-drift: bootstrap ## detection delay, false alarms and events/s of the drif
 
 bench-registry: bootstrap ## registry gRPC/REST throughput and latency
 	@$(RUN) python -m loadtests.bench_registry
+
+bench-producer: bootstrap ## CPU per record of EventProducer.send_batch against one send() per record
+	@$(RUN) python -m loadtests.bench_producer
 
 clean: down ## stop the stack and remove its run directory
 	rm -rf $(RUN_DIR)
