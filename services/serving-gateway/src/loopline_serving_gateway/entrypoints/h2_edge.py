@@ -264,7 +264,7 @@ class Limits:
         self.write_stall_timeout_s = write_stall_timeout_s
         #: Frames that cost us work but move no call forward (PING, SETTINGS, WINDOW_UPDATE,
         #: PRIORITY, empty DATA or CONTINUATION, unknown types, ...) one connection may send per
-        #: second, plus ``flood_credit_per_call`` for each call answered and each DATA frame we
+        #: second, plus ``flood_credit_per_call`` for each stream it opened and each DATA frame we
         #: had to send in pieces in that second; over it: GOAWAY(ENHANCE_YOUR_CALM).
         self.flood_frames_per_s = flood_frames_per_s
         self.flood_credit_per_call = flood_credit_per_call
@@ -330,7 +330,8 @@ class H2Connection(asyncio.Protocol):
         self._cheap = 0
         self._cheap_limit = self._limits.flood_frames_per_s
         self._flood_start = self._loop.time()
-        self._flood_answered = 0
+        self._opened = 0  # streams opened (requests that reached a stream of their own)
+        self._flood_opened = 0
         self._pieces = 0  # DATA frames sent in pieces as the client opened its windows
         self._flood_pieces = 0
 
@@ -541,11 +542,12 @@ class H2Connection(asyncio.Protocol):
 
     def _flooded(self) -> None:
         """Over the flat budget of frames that make no progress: the window's allowance grows with
-        the calls answered and the DATA pieces sent in it (grpcio answers those with WINDOW_UPDATEs
-        and BDP PINGs); over that too, the connection is cut off (as h2 servers do against the
-        PING, SETTINGS, empty-frame and WINDOW_UPDATE floods of CVE-2019-9512/9515/9518)."""
+        the streams opened and the DATA pieces sent in it (grpcio sends a stream WINDOW_UPDATE with
+        each request, a connection one after answers, BDP PINGs as data arrives); over that too,
+        the connection is cut off (as h2 servers do against the PING, SETTINGS, empty-frame and
+        WINDOW_UPDATE floods of CVE-2019-9512/9515/9518)."""
         limits = self._limits
-        progress = self._answered - self._flood_answered + self._pieces - self._flood_pieces
+        progress = self._opened - self._flood_opened + self._pieces - self._flood_pieces
         allowance = limits.flood_frames_per_s + limits.flood_credit_per_call * progress
         if self._cheap > allowance:
             raise _ConnectionError(ENHANCE_YOUR_CALM, f"{self._cheap} frames that make no progress "
@@ -774,6 +776,7 @@ class H2Connection(asyncio.Protocol):
             return
         stream = _Stream(stream_id, self._peer_stream_window, self._limits.stream_window)
         self._streams[stream_id] = stream
+        self._opened += 1
         stream.path = head.path
         stream.metadata = head.metadata
         stream.encoding = head.encoding
@@ -1151,7 +1154,7 @@ class H2Connection(asyncio.Protocol):
             self._flood_start = now
             self._cheap = 0
             self._cheap_limit = limits.flood_frames_per_s
-            self._flood_answered = self._answered
+            self._flood_opened = self._opened
             self._flood_pieces = self._pieces
         if self._streams or self._reads != self._reads_seen:
             self._reads_seen = self._reads
@@ -1229,7 +1232,7 @@ class NativeGrpcServer:
         self._sweeper: asyncio.TimerHandle | None = None
         limits = self.limits
         #: How often the connections' timeouts and flood windows are checked (one timer per server).
-        self.sweep_s = min(1.0, limits.idle_timeout_s / 4, limits.write_stall_timeout_s / 4)
+        self.sweep_s = min(0.5, limits.idle_timeout_s / 4, limits.write_stall_timeout_s / 4)
 
     def method(self, path: str, metadata: tuple[tuple[str, str | bytes], ...]) -> grpc.RpcMethodHandler | None:
         try:
