@@ -1,7 +1,8 @@
 """The native edge's connection limits over time (h2_edge.Limits): the idle timeout, the
 write-stall timeout (a client that stops reading) and the flood budget for frames that make
 no progress, each with what must stay untouched (grpcio channels, clients that read slowly,
-streams still open, budgets that recover after a second)."""
+streams still open, budgets that recover after a second); and the gateway settings
+(``GRPC_EDGE__*``) that set them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import pytest
 from h2_raw import MAX, Raw, message, u32
 
 from loopline_serving_gateway.entrypoints import h2_edge as h2
+from loopline_serving_gateway.entrypoints.grpc_v2 import InferenceServer
 from loopline_serving_gateway.entrypoints.h2_edge import NativeGrpcServer
+from loopline_serving_gateway.settings import GatewaySettings, GrpcEdgeSettings
 
 
 class State:
@@ -321,3 +324,31 @@ async def test_acks_owed_to_a_client_that_does_not_read_are_bounded(serve: Calla
     assert code == h2.ENHANCE_YOUR_CALM and b"ACKs owed" in debug
     raw.close()
     await _gone(server, connection)
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+async def test_the_gateway_settings_reach_the_native_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOPLINE_GRPC_EDGE__IDLE_TIMEOUT_S", "7")
+    monkeypatch.setenv("LOOPLINE_GRPC_EDGE__WRITE_STALL_TIMEOUT_S", "3")
+    monkeypatch.setenv("LOOPLINE_GRPC_EDGE__FLOOD_FRAMES_PER_S", "50")
+    settings = GatewaySettings()
+    assert settings.grpc_edge == GrpcEdgeSettings(idle_timeout_s=7, write_stall_timeout_s=3, flood_frames_per_s=50)
+
+    class Servicer:
+        def handler(self) -> grpc.GenericRpcHandler:
+            return _handlers(State())
+
+    server = InferenceServer(Servicer(), "127.0.0.1", 0, 1 << 20, "native",  # type: ignore[arg-type]
+                             settings.grpc_edge)
+    await server.start()
+    try:
+        native = server._native
+        assert native is not None
+        limits = native.limits
+        assert (limits.idle_timeout_s, limits.write_stall_timeout_s, limits.flood_frames_per_s) == (7, 3, 50)
+        assert limits.max_message_bytes == 1 << 20 and native.sweep_s == 0.5
+        assert GrpcEdgeSettings().model_dump() == {"idle_timeout_s": 300.0, "write_stall_timeout_s": 30.0,
+                                                   "flood_frames_per_s": 1000}
+    finally:
+        await server.stop(1.0)
