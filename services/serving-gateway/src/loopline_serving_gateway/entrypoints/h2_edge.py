@@ -24,7 +24,13 @@ codings: UNIMPLEMENTED), the request size limit enforced while receiving
 (RESOURCE_EXHAUSTED), status and percent-encoded ``grpc-message`` in the trailers,
 trailers-only answers for errors.
 
-Not here (the grpc.aio edge has them): TLS, server-initiated keepalive pings and the
+Connection limits (``Limits``): handshake, idle and write-stall timeouts, checked by one
+sweep per server (``NativeGrpcServer._sweep`` -> ``H2Connection.check``) that compares
+counters the frames bump, so nothing is re-armed per frame; a flood budget for frames that
+make no progress (PING, SETTINGS, WINDOW_UPDATE, empty frames, ...) that grows with the
+streams opened; rapid-reset and "MadeYouReset" cut-offs; bounded request bytes per connection.
+
+Not here (the grpc.aio edge has them): TLS, server-initiated keepalive pings and grpc's
 client ping-rate policy, BDP-probing window growth (our windows are fixed and large).
 
 Frame and gRPC wire constants and the encoders of our header blocks are in ``h2_wire``.
