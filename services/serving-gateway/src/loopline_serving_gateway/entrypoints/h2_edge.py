@@ -550,8 +550,8 @@ class H2Connection(asyncio.Protocol):
         """Over the flat budget of frames that make no progress: the window's allowance grows with
         the streams opened and the DATA pieces sent in it (grpcio sends a stream WINDOW_UPDATE with
         each request, a connection one after answers, BDP PINGs as data arrives); over that too,
-        the connection is cut off (as h2 servers do against the PING, SETTINGS, empty-frame and
-        WINDOW_UPDATE floods of CVE-2019-9512/9515/9518)."""
+        the connection is cut off (as h2 servers do against the PING, SETTINGS and empty-frame
+        floods of CVE-2019-9512/9515/9518, and their kin)."""
         limits = self._limits
         progress = self._opened - self._flood_opened + self._pieces - self._flood_pieces
         allowance = limits.flood_frames_per_s + limits.flood_credit_per_call * progress
