@@ -294,6 +294,15 @@ class Limits:
 class H2Connection(asyncio.Protocol):
     """One client connection: frames in, unary (and half-closed streaming) gRPC calls out."""
 
+    # Slots: attribute access stays a fixed-offset load however many there are (an instance dict
+    # stops sharing its keys past 30 attributes on CPython 3.11, and every lookup gets slower).
+    __slots__ = ("_server", "_limits", "_loop", "_transport", "_buffer", "_preface", "_decoder", "_table",
+                 "_decoded", "_streams", "_last_stream", "_continuing", "_peer_window", "_peer_stream_window",
+                 "_peer_frame", "_recv_unacked", "_recv_window", "_settings_seen", "_handshake_timer", "_resets",
+                 "_answered", "_held", "_blocked", "_goaway_sent", "_closing", "_dropped", "_peer", "_reads",
+                 "_reads_seen", "_idle_since", "_write_paused", "_resumed", "_stall_mark", "_stall_since", "_owed",
+                 "_cheap", "_cheap_limit", "_flood_start", "_opened", "_flood_opened", "_pieces", "_flood_pieces")
+
     def __init__(self, server: NativeGrpcServer) -> None:
         self._server = server
         self._limits = server.limits
