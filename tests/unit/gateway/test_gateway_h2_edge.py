@@ -10,8 +10,8 @@ import struct
 from collections.abc import AsyncIterator
 
 import grpc
-import hpack
 import pytest
+from h2_raw import Raw, message
 
 from loopline_serving_gateway.entrypoints import h2_edge as h2
 from loopline_serving_gateway.entrypoints.h2_edge import NativeGrpcServer, parse_timeout, percent_encode
@@ -174,69 +174,6 @@ async def test_drain_finishes_in_flight_calls_then_refuses_new_connections() -> 
 
 # --- raw HTTP/2 -------------------------------------------------------------------------------
 
-class Raw:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.encoder = hpack.Encoder()
-        self.decoder = hpack.Decoder()
-
-    @classmethod
-    async def open(cls, port: int) -> Raw:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        raw = cls(reader, writer)
-        writer.write(h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0))
-        return raw
-
-    def send(self, *frames: bytes) -> None:
-        self.writer.write(b"".join(frames))
-
-    def request_block(self, path: str, **extra: str) -> bytes:
-        headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
-                   ("content-type", "application/grpc"), ("te", "trailers"), *extra.items()]
-        return self.encoder.encode(headers)
-
-    async def read(self) -> tuple[int, int, int, bytes] | None:
-        try:
-            head = await asyncio.wait_for(self.reader.readexactly(9), 3)
-        except asyncio.IncompleteReadError:
-            return None
-        length = int.from_bytes(head[:3], "big")
-        payload = await self.reader.readexactly(length)
-        return head[3], head[4], int.from_bytes(head[5:9], "big") & 0x7FFFFFFF, payload
-
-    async def until_stream_ends(self, stream_id: int) -> tuple[list[list[tuple[str, str]]], bytes]:
-        blocks, data = [], b""
-        while True:
-            got = await self.read()
-            assert got is not None, "the connection closed"
-            kind, flags, sid, payload = got
-            if sid != stream_id:
-                continue
-            if kind == h2.HEADERS:
-                blocks.append(self.decoder.decode(payload))
-            elif kind == h2.DATA:
-                data += payload
-            if flags & h2.END_STREAM and kind in (h2.HEADERS, h2.DATA):
-                return blocks, data
-
-    async def until_goaway(self) -> tuple[int, bytes]:
-        while True:
-            got = await self.read()
-            assert got is not None, "closed without GOAWAY"
-            if got[0] == h2.GOAWAY:
-                last, code = struct.unpack(">II", got[3][:8])
-                rest = await self.reader.read()  # then the server closes
-                assert rest == b"" or rest is not None
-                return code, got[3][8:]
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def _message(body: bytes) -> bytes:
-    return struct.pack(">BI", 0, len(body)) + body
-
-
 async def test_continuation_padding_priority_and_tiny_data_frames(served: tuple[NativeGrpcServer, Recorder]) -> None:
     server, _ = served
     raw = await Raw.open(server.port)
@@ -246,7 +183,7 @@ async def test_continuation_padding_priority_and_tiny_data_frames(served: tuple[
     raw.send(h2.frame(h2.HEADERS, h2.PADDED | h2.PRIORITY_FLAG, 1, first),
              h2.frame(h2.CONTINUATION, 0, 1, block[10:1000]),
              h2.frame(h2.CONTINUATION, h2.END_HEADERS, 1, block[1000:]))
-    body = _message(b"abcdefghij" * 50)
+    body = message(b"abcdefghij" * 50)
     for i in range(0, len(body), 7):  # many small DATA frames, every other one padded
         chunk = body[i:i + 7]
         last = h2.END_STREAM if i + 7 >= len(body) else 0
@@ -309,9 +246,9 @@ async def test_not_grpc_is_refused_with_415(served: tuple[NativeGrpcServer, Reco
     blocks, _ = await raw.until_stream_ends(1)
     assert dict(blocks[0])[":status"] == "415"
     raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 3, raw.request_block("/test.Edge/Echo", **{"grpc-timeout": "5S"})),
-             h2.frame(h2.DATA, h2.END_STREAM, 3, _message(b"ok")))
+             h2.frame(h2.DATA, h2.END_STREAM, 3, message(b"ok")))
     blocks, data = await raw.until_stream_ends(3)
-    assert data == _message(b"ok") and dict(blocks[-1])["grpc-status"] == "0"
+    assert data == message(b"ok") and dict(blocks[-1])["grpc-status"] == "0"
     raw.close()
 
 
@@ -332,9 +269,9 @@ async def test_malformed_requests_reset_only_their_stream(served: tuple[NativeGr
     blocks, _ = await raw.until_stream_ends(3)
     assert dict(blocks[0])[":status"] == "405"
     raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 5, raw.request_block("/test.Edge/Echo")),
-             h2.frame(h2.DATA, h2.END_STREAM, 5, _message(b"fine")))
+             h2.frame(h2.DATA, h2.END_STREAM, 5, message(b"fine")))
     _, data = await raw.until_stream_ends(5)
-    assert data == _message(b"fine")
+    assert data == message(b"fine")
     raw.close()
 
 
@@ -346,9 +283,9 @@ async def test_metadata_follows_the_hpack_table_across_requests(served: tuple[Na
     for stream_id, key in zip(range(1, 20, 2), ["a", "a", "b", "a", "b", "b", "c", "a", "a", "c"], strict=True):
         raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id,
                           raw.request_block("/test.Edge/Echo", **{"x-key": key, "grpc-timeout": "9S"})),
-                 h2.frame(h2.DATA, h2.END_STREAM, stream_id, _message(key.encode())))
+                 h2.frame(h2.DATA, h2.END_STREAM, stream_id, message(key.encode())))
         _, data = await raw.until_stream_ends(stream_id)
-        assert data == _message(key.encode())
+        assert data == message(key.encode())
         seen.append(rec.metadata["x-key"])
     assert seen == ["a", "a", "b", "a", "b", "b", "c", "a", "a", "c"]
     raw.close()
@@ -393,7 +330,7 @@ async def test_answers_wait_for_the_clients_windows(served: tuple[NativeGrpcServ
     raw = await Raw.open(server.port)
     raw.send(h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, 1000)),
              h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.request_block("/test.Edge/Big")),
-             h2.frame(h2.DATA, h2.END_STREAM, 1, _message(b"5120")))
+             h2.frame(h2.DATA, h2.END_STREAM, 1, message(b"5120")))
     received = 0
     while received < 1000:
         kind, _, sid, payload = await raw.read()  # type: ignore[misc]
@@ -447,7 +384,7 @@ async def test_rapid_reset_is_cut_off(served: tuple[NativeGrpcServer, Recorder])
     frames = []
     for stream_id in range(1, 2 * 1100, 2):  # each call opened (and started) then reset at once
         frames.append(h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, raw.request_block("/test.Edge/Slow")))
-        frames.append(h2.frame(h2.DATA, h2.END_STREAM, stream_id, _message(b"5")))
+        frames.append(h2.frame(h2.DATA, h2.END_STREAM, stream_id, message(b"5")))
         frames.append(h2.frame(h2.RST_STREAM, 0, stream_id, struct.pack(">I", h2.CANCEL)))
     raw.send(*frames)
     code, _ = await raw.until_goaway()

@@ -17,13 +17,11 @@ from collections.abc import AsyncIterator
 import grpc
 import hpack
 import pytest
+from h2_raw import MAX, Raw, message, u32
 
 from loopline_serving_gateway.entrypoints import h2_edge as h2
 from loopline_serving_gateway.entrypoints import h2_wire
 from loopline_serving_gateway.entrypoints.h2_edge import NativeGrpcServer
-
-MAX = (1 << 31) - 1
-
 
 def _handlers(state: dict[str, int]) -> grpc.GenericRpcHandler:
     async def echo(request: bytes, context: h2.ServicerContext) -> bytes:
@@ -84,106 +82,6 @@ async def edge() -> AsyncIterator[tuple[NativeGrpcServer, dict[str, int], list[s
         logger.removeHandler(problems)
 
 
-# --- a raw HTTP/2 client --------------------------------------------------------------------
-
-def _u32(value: int) -> bytes:
-    return struct.pack(">I", value)
-
-
-def _message(body: bytes) -> bytes:
-    return struct.pack(">BI", 0, len(body)) + body
-
-
-class Raw:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.encoder = hpack.Encoder()
-        self.decoder = hpack.Decoder()
-        self.frames: list[tuple[int, int, int, bytes]] = []
-
-    @classmethod
-    async def open(cls, port: int, settings: bytes = b"") -> Raw:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        raw = cls(reader, writer)
-        writer.write(h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0, settings))
-        return raw
-
-    def send(self, *frames: bytes) -> None:
-        self.writer.write(b"".join(frames))
-
-    def block(self, path: str = "/test.Edge/Echo", *extra: tuple[str, str], base: bool = True) -> bytes:
-        headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
-                   ("content-type", "application/grpc"), ("te", "trailers")] if base else []
-        return self.encoder.encode([*headers, *extra])
-
-    def call(self, stream_id: int, body: bytes = b"hi", path: str = "/test.Edge/Echo") -> bytes:
-        return (h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, self.block(path))
-                + h2.frame(h2.DATA, h2.END_STREAM, stream_id, _message(body)))
-
-    async def read(self, timeout: float = 3.0) -> tuple[int, int, int, bytes] | None:
-        try:
-            head = await asyncio.wait_for(self.reader.readexactly(9), timeout)
-            payload = await asyncio.wait_for(self.reader.readexactly(int.from_bytes(head[:3], "big")), timeout)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return None
-        got = head[3], head[4], int.from_bytes(head[5:9], "big") & MAX, payload
-        self.frames.append(got)
-        return got
-
-    async def until(self, kind: int, stream_id: int | None = None) -> tuple[int, int, int, bytes]:
-        while True:
-            got = await self.read()
-            assert got is not None, f"the connection closed before a frame of type {kind}"
-            if got[0] == kind and (stream_id is None or got[2] == stream_id):
-                return got
-
-    async def goaway(self) -> int:
-        """The GOAWAY error code; the server then closes the connection."""
-        payload = (await self.until(h2.GOAWAY))[3]
-        while await self.read() is not None:
-            pass
-        return int.from_bytes(payload[4:8], "big")
-
-    async def reset_code(self, stream_id: int) -> int:
-        return int.from_bytes((await self.until(h2.RST_STREAM, stream_id))[3], "big")
-
-    async def answer(self, stream_id: int) -> tuple[dict[str, str], bytes]:
-        """The merged headers and trailers of a stream's answer, and its DATA."""
-        headers: dict[str, str] = {}
-        data = b""
-        while True:
-            got = await self.read()
-            assert got is not None, "the connection closed"
-            kind, flags, sid, payload = got
-            if sid != stream_id:
-                continue
-            if kind == h2.HEADERS:
-                headers.update(self.decoder.decode(payload))
-            elif kind == h2.DATA:
-                data += payload
-            elif kind == h2.RST_STREAM:
-                raise AssertionError(f"stream {stream_id} reset with {int.from_bytes(payload, 'big')}")
-            if flags & h2.END_STREAM and kind in (h2.HEADERS, h2.DATA):
-                return headers, data
-
-    async def sync(self, token: bytes = b"syncsync", timeout: float = 3.0) -> bool | None:
-        """Send a PING and read up to its ACK: every frame sent before it has been processed.
-        False when the connection closed first, None when nothing came back in ``timeout``."""
-        self.send(h2.frame(h2.PING, 0, 0, token))
-        while True:
-            try:
-                got = await self.read(timeout)
-            except TimeoutError:
-                return None
-            if got is None:
-                return False
-            if got[0] == h2.PING and got[1] & h2.ACK and got[3] == token:
-                return True
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 async def _serves(server: NativeGrpcServer) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         assert await channel.unary_unary("/test.Edge/Echo")(b"still here", timeout=5) == b"still here"
@@ -210,10 +108,10 @@ def _only_connection(server: NativeGrpcServer, before: set[h2.H2Connection]) -> 
 
 GOAWAY_CASES = {
     "window update over 2^31-1 on the connection": (
-        lambda raw: [h2.frame(h2.WINDOW_UPDATE, 0, 0, _u32(MAX)), h2.frame(h2.WINDOW_UPDATE, 0, 0, _u32(MAX))],
+        lambda raw: [h2.frame(h2.WINDOW_UPDATE, 0, 0, u32(MAX)), h2.frame(h2.WINDOW_UPDATE, 0, 0, u32(MAX))],
         h2.FLOW_CONTROL_ERROR),
     "zero window update on the connection": (
-        lambda raw: [h2.frame(h2.WINDOW_UPDATE, 0, 0, _u32(0))], h2.PROTOCOL_ERROR),
+        lambda raw: [h2.frame(h2.WINDOW_UPDATE, 0, 0, u32(0))], h2.PROTOCOL_ERROR),
     "window update of 3 bytes": (
         lambda raw: [h2.frame(h2.WINDOW_UPDATE, 0, 0, b"\x00\x00\x01")], h2.FRAME_SIZE_ERROR),
     "initial window size over 2^31-1": (
@@ -221,7 +119,7 @@ GOAWAY_CASES = {
         h2.FLOW_CONTROL_ERROR),
     "a SETTINGS change pushing an open stream's window over 2^31-1": (
         lambda raw: [h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Edge/Slow")),
-                     h2.frame(h2.WINDOW_UPDATE, 0, 1, _u32(MAX - (1 << 20))),  # exactly 2^31-1: accepted
+                     h2.frame(h2.WINDOW_UPDATE, 0, 1, u32(MAX - (1 << 20))),  # exactly 2^31-1: accepted
                      h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, (1 << 20) + 1))],
         h2.FLOW_CONTROL_ERROR),
     "max frame size below 16384": (
@@ -242,19 +140,19 @@ GOAWAY_CASES = {
     "HEADERS on stream 0": (
         lambda raw: [h2.frame(h2.HEADERS, h2.END_HEADERS, 0, raw.block())], h2.PROTOCOL_ERROR),
     "a stream depending on itself": (
-        lambda raw: [h2.frame(h2.HEADERS, h2.END_HEADERS | h2.PRIORITY_FLAG, 1, _u32(1) + b"\x10" + raw.block())],
+        lambda raw: [h2.frame(h2.HEADERS, h2.END_HEADERS | h2.PRIORITY_FLAG, 1, u32(1) + b"\x10" + raw.block())],
         h2.PROTOCOL_ERROR),
     "padding longer than the frame": (
         lambda raw: [h2.frame(h2.HEADERS, h2.END_HEADERS | h2.PADDED, 1, b"\xff" + raw.block())],
         h2.PROTOCOL_ERROR),
-    "RST_STREAM on an idle stream": (lambda raw: [h2.frame(h2.RST_STREAM, 0, 7, _u32(0))], h2.PROTOCOL_ERROR),
-    "RST_STREAM on stream 0": (lambda raw: [h2.frame(h2.RST_STREAM, 0, 0, _u32(0))], h2.PROTOCOL_ERROR),
+    "RST_STREAM on an idle stream": (lambda raw: [h2.frame(h2.RST_STREAM, 0, 7, u32(0))], h2.PROTOCOL_ERROR),
+    "RST_STREAM on stream 0": (lambda raw: [h2.frame(h2.RST_STREAM, 0, 0, u32(0))], h2.PROTOCOL_ERROR),
     "RST_STREAM of 3 bytes": (
         lambda raw: [raw.call(1), h2.frame(h2.RST_STREAM, 0, 1, b"\x00\x00\x00")], h2.FRAME_SIZE_ERROR),
     "WINDOW_UPDATE on an idle stream": (
-        lambda raw: [h2.frame(h2.WINDOW_UPDATE, 0, 11, _u32(1))], h2.PROTOCOL_ERROR),
-    "PUSH_PROMISE from a client": (lambda raw: [h2.frame(h2.PUSH_PROMISE, 0, 1, _u32(2))], h2.PROTOCOL_ERROR),
-    "GOAWAY on a stream": (lambda raw: [h2.frame(h2.GOAWAY, 0, 1, _u32(0) * 2)], h2.PROTOCOL_ERROR),
+        lambda raw: [h2.frame(h2.WINDOW_UPDATE, 0, 11, u32(1))], h2.PROTOCOL_ERROR),
+    "PUSH_PROMISE from a client": (lambda raw: [h2.frame(h2.PUSH_PROMISE, 0, 1, u32(2))], h2.PROTOCOL_ERROR),
+    "GOAWAY on a stream": (lambda raw: [h2.frame(h2.GOAWAY, 0, 1, u32(0) * 2)], h2.PROTOCOL_ERROR),
     "PRIORITY on stream 0": (lambda raw: [h2.frame(h2.PRIORITY, 0, 0, b"\x00" * 5)], h2.PROTOCOL_ERROR),
     "a frame over our max frame size": (
         lambda raw: [struct.pack(">HBBBI", 0x2000, 0x00, h2.DATA, 0, 1)],  # 2 MiB declared
@@ -316,7 +214,7 @@ async def test_the_goaway_reaches_a_client_still_sending_after_the_error(
     for _ in range(5):
         raw = await Raw.open(server.port)
         assert await raw.sync()
-        raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 0, _u32(0)),
+        raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 0, u32(0)),
                  *[h2.frame(h2.PING, 0, 0, b"x" * 8)] * 40000)  # ~680 KB behind the error
         assert await raw.goaway() == h2.PROTOCOL_ERROR
         raw.close()
@@ -331,19 +229,19 @@ async def test_stream_window_errors_reset_only_that_stream(
     server, _, problems = edge
     raw = await Raw.open(server.port)
     slow = h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Edge/Slow"))
-    raw.send(slow, h2.frame(h2.WINDOW_UPDATE, 0, 1, _u32(0)))
+    raw.send(slow, h2.frame(h2.WINDOW_UPDATE, 0, 1, u32(0)))
     assert await raw.reset_code(1) == h2.PROTOCOL_ERROR  # zero increment: stream error (RFC 9113 6.9)
     raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 3, raw.block("/test.Edge/Slow")),
-             h2.frame(h2.WINDOW_UPDATE, 0, 3, _u32(MAX)))
+             h2.frame(h2.WINDOW_UPDATE, 0, 3, u32(MAX)))
     assert await raw.reset_code(3) == h2.FLOW_CONTROL_ERROR  # 65535 + 2^31-1 overflows
     # accepted: the largest legal increments, on the connection and a stream
-    raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 0, _u32(MAX - 65535)), raw.call(5, b"ok"),
-             h2.frame(h2.WINDOW_UPDATE, 0, 5, _u32(MAX - 65535)))
+    raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 0, u32(MAX - 65535)), raw.call(5, b"ok"),
+             h2.frame(h2.WINDOW_UPDATE, 0, 5, u32(MAX - 65535)))
     headers, data = await raw.answer(5)
-    assert headers["grpc-status"] == "0" and data == _message(b"ok")
+    assert headers["grpc-status"] == "0" and data == message(b"ok")
     # a zero WINDOW_UPDATE on a closed stream is not an error; the connection goes on
-    raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 5, _u32(0)), raw.call(7, b"again"))
-    assert (await raw.answer(7))[1] == _message(b"again")
+    raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 5, u32(0)), raw.call(7, b"again"))
+    assert (await raw.answer(7))[1] == message(b"again")
     raw.close()
     assert problems == []
 
@@ -356,22 +254,22 @@ async def test_data_and_headers_after_end_stream_are_stream_closed(
     assert await raw.sync()
     connection = _only_connection(server, before)
     raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Edge/Slow")),
-             h2.frame(h2.DATA, h2.END_STREAM, 1, _message(b"5")), h2.frame(h2.DATA, 0, 1, b"late"))
+             h2.frame(h2.DATA, h2.END_STREAM, 1, message(b"5")), h2.frame(h2.DATA, 0, 1, b"late"))
     assert await raw.reset_code(1) == h2.STREAM_CLOSED
     raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 3, raw.block("/test.Edge/Slow")),
-             h2.frame(h2.DATA, h2.END_STREAM, 3, _message(b"5")),
+             h2.frame(h2.DATA, h2.END_STREAM, 3, message(b"5")),
              h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 3, raw.block("", ("x-t", "1"), base=False)))
     assert await raw.reset_code(3) == h2.STREAM_CLOSED
     assert await raw.sync()
     assert connection._streams == {}  # both calls cancelled, nothing left behind
     # client trailers (HEADERS with END_STREAM after DATA) are accepted
-    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 5, raw.block()), h2.frame(h2.DATA, 0, 5, _message(b"t")),
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 5, raw.block()), h2.frame(h2.DATA, 0, 5, message(b"t")),
              h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 5, raw.block("", ("x-t", "1"), base=False)))
-    assert (await raw.answer(5))[1] == _message(b"t")
+    assert (await raw.answer(5))[1] == message(b"t")
     # DATA and HEADERS for a stream already answered are dropped, not errors
     raw.send(h2.frame(h2.DATA, 0, 5, b"late"), h2.frame(h2.HEADERS, h2.END_HEADERS, 5, raw.block()),
              raw.call(7, b"next"))
-    assert (await raw.answer(7))[1] == _message(b"next")
+    assert (await raw.answer(7))[1] == message(b"next")
     raw.close()
     await _released(server, connection)
     assert problems == []
@@ -395,10 +293,10 @@ async def test_malformed_requests_are_reset_with_protocol_error(
     server, _, problems = edge
     raw = await Raw.open(server.port)
     raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Edge/Echo", *MALFORMED[case])),
-             h2.frame(h2.DATA, h2.END_STREAM, 1, _message(b"x")))
+             h2.frame(h2.DATA, h2.END_STREAM, 1, message(b"x")))
     assert await raw.reset_code(1) == h2.PROTOCOL_ERROR
     raw.send(raw.call(3, b"fine"))  # the HPACK state followed: the next request decodes
-    assert (await raw.answer(3))[1] == _message(b"fine")
+    assert (await raw.answer(3))[1] == message(b"fine")
     raw.close()
     assert problems == []
 
@@ -411,10 +309,10 @@ async def test_a_repeated_pseudo_header_is_malformed(
     headers = [(":method", "POST"), (":scheme", "http"), (":path", "/test.Edge/Echo"), (":authority", "x")]
     headers.append((twice, dict(headers)[twice]))
     block = raw.encoder.encode([*headers, ("content-type", "application/grpc"), ("te", "trailers")])
-    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, block), h2.frame(h2.DATA, h2.END_STREAM, 1, _message(b"x")))
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, block), h2.frame(h2.DATA, h2.END_STREAM, 1, message(b"x")))
     assert await raw.reset_code(1) == h2.PROTOCOL_ERROR
     raw.send(raw.call(3, b"fine"))
-    assert (await raw.answer(3))[1] == _message(b"fine")
+    assert (await raw.answer(3))[1] == message(b"fine")
     raw.close()
     assert problems == []
 
@@ -441,12 +339,12 @@ async def test_streams_over_the_concurrency_limit_are_refused_and_a_reused_id_is
         raw = await Raw.open(server.port)
         raw.send(*[h2.frame(h2.HEADERS, h2.END_HEADERS, sid, raw.block("/test.Edge/Slow")) for sid in (1, 3, 5)])
         assert await raw.reset_code(5) == h2.REFUSED_STREAM
-        raw.send(h2.frame(h2.DATA, h2.END_STREAM, 3, _message(b"0")))
-        assert (await raw.answer(3))[1] == _message(b"done")
-        raw.send(h2.frame(h2.DATA, h2.END_STREAM, 1, _message(b"0")))
-        assert (await raw.answer(1))[1] == _message(b"done")
+        raw.send(h2.frame(h2.DATA, h2.END_STREAM, 3, message(b"0")))
+        assert (await raw.answer(3))[1] == message(b"done")
+        raw.send(h2.frame(h2.DATA, h2.END_STREAM, 1, message(b"0")))
+        assert (await raw.answer(1))[1] == message(b"done")
         raw.send(raw.call(3, b"reused"), raw.call(9, b"ok"))  # an old id: neither a new stream nor an error
-        assert (await raw.answer(9))[1] == _message(b"ok")
+        assert (await raw.answer(9))[1] == message(b"ok")
         assert await raw.sync()
         assert all(frame[2] != 3 for frame in raw.frames[-3:])
         raw.close()
@@ -472,10 +370,10 @@ async def test_a_client_that_does_not_read_cannot_grow_our_write_buffer(
     block = encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", "/test.Edge/Big"),
                             (":authority", "x"), ("content-type", "application/grpc"), ("te", "trailers")])
     flood = [h2.PREFACE, h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, MAX)),
-             h2.frame(h2.WINDOW_UPDATE, 0, 0, _u32(MAX - 65535))]
+             h2.frame(h2.WINDOW_UPDATE, 0, 0, u32(MAX - 65535))]
     for sid in range(1, 40, 2):  # 20 answers of 64 KiB the client's windows allow at once
         flood.append(h2.frame(h2.HEADERS, h2.END_HEADERS, sid, block)
-                     + h2.frame(h2.DATA, h2.END_STREAM, sid, _message(b"65536")))
+                     + h2.frame(h2.DATA, h2.END_STREAM, sid, message(b"65536")))
     flood += [h2.frame(h2.PING, 0, 0, b"p" * 8), h2.frame(h2.SETTINGS, 0, 0)] * 300_000
     wire = memoryview(b"".join(flood))
     loop = asyncio.get_running_loop()
@@ -525,13 +423,13 @@ async def test_message_prefixes_are_scanned_once_not_once_per_data_frame(
     monkeypatch.setattr(h2, "U32", counting)
     raw = await Raw.open(server.port)
     messages = 2000
-    body = _message(b"") * messages
+    body = message(b"") * messages
     frames = [h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Edge/Total"))]
     frames += [h2.frame(h2.DATA, 0, 1, body[i:i + 10]) for i in range(0, len(body), 10)]
     frames.append(h2.frame(h2.DATA, h2.END_STREAM, 1, b""))
     raw.send(*frames)
     headers, data = await raw.answer(1)
-    assert headers["grpc-status"] == "0" and data == _message(b"0")
+    assert headers["grpc-status"] == "0" and data == message(b"0")
     assert counting.calls < 5 * messages, f"{counting.calls} prefix reads for {messages} messages"
     counting.calls = 0
     # the same for a unary call (refused at its end for holding more than one message)
@@ -557,15 +455,15 @@ async def test_resets_and_deadlines_leave_no_stream_task_or_byte_behind(
     for sid in range(1, 100, 2):  # reset while running, reset half-sent, deadline expiry
         kind = sid % 6
         if kind == 1:
-            frames += [raw.call(sid, b"30", "/test.Edge/Slow"), h2.frame(h2.RST_STREAM, 0, sid, _u32(h2.CANCEL))]
+            frames += [raw.call(sid, b"30", "/test.Edge/Slow"), h2.frame(h2.RST_STREAM, 0, sid, u32(h2.CANCEL))]
         elif kind == 3:
             frames += [h2.frame(h2.HEADERS, h2.END_HEADERS, sid, raw.block("/test.Edge/Echo")),
-                       h2.frame(h2.DATA, 0, sid, _message(b"x" * 100)[:50]),
-                       h2.frame(h2.RST_STREAM, 0, sid, _u32(h2.CANCEL))]
+                       h2.frame(h2.DATA, 0, sid, message(b"x" * 100)[:50]),
+                       h2.frame(h2.RST_STREAM, 0, sid, u32(h2.CANCEL))]
         else:
             frames += [h2.frame(h2.HEADERS, h2.END_HEADERS, sid,
                                 raw.block("/test.Edge/Slow", ("grpc-timeout", "20m"))),
-                       h2.frame(h2.DATA, h2.END_STREAM, sid, _message(b"30"))]
+                       h2.frame(h2.DATA, h2.END_STREAM, sid, message(b"30"))]
     raw.send(*frames)
     assert await raw.sync()
     await asyncio.sleep(0.1)  # the deadlines pass
@@ -593,12 +491,12 @@ async def test_the_decoded_header_cache_stays_small_under_large_distinct_blocks(
     for sid in range(1, 500, 2):  # 250 blocks, under the 256 at which the cache is emptied
         block = raw.block("/test.Edge/Echo", hpack.NeverIndexedHeaderTuple("x-pad", f"{sid:06d}" * 2000))
         raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, sid, block),
-                 h2.frame(h2.DATA, h2.END_STREAM, sid, _message(b"ok")))
+                 h2.frame(h2.DATA, h2.END_STREAM, sid, message(b"ok")))
     assert await raw.sync()
     cached = sum(len(block) for block in connection._decoded)
     assert cached < 1 << 20, f"{cached} bytes of header blocks cached for one connection"
     raw.send(raw.call(501, b"small"), raw.call(503, b"small"))  # small repeated blocks are still cached
-    assert (await raw.answer(503))[1] == _message(b"small")
+    assert (await raw.answer(503))[1] == message(b"small")
     assert connection._decoded
     raw.close()
     assert problems == []
@@ -615,7 +513,7 @@ async def test_streams_the_client_makes_us_reset_count_like_its_own_resets(
     for sid in range(1, 2 * 1100, 2):
         frames.append(raw.call(sid, b"5", "/test.Edge/Slow"))
         if trigger == "zero window update":
-            frames.append(h2.frame(h2.WINDOW_UPDATE, 0, sid, _u32(0)))
+            frames.append(h2.frame(h2.WINDOW_UPDATE, 0, sid, u32(0)))
         else:
             frames.append(h2.frame(h2.DATA, 0, sid, b"late"))
     raw.send(*frames)
@@ -650,7 +548,7 @@ async def test_messages_queued_for_a_slow_client_streaming_handler_count_towards
         raw = await Raw.open(server.port)
         assert await raw.sync()
         connection = _only_connection(server, before)
-        chunk = _message(b"m" * 1000)
+        chunk = message(b"m" * 1000)
         raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Hold/Hold")),
                  *[h2.frame(h2.DATA, 0, 1, chunk * 16) for _ in range(64)])  # 1 MiB the handler cannot take yet
         headers, _ = await raw.answer(1)
@@ -662,9 +560,9 @@ async def test_messages_queued_for_a_slow_client_streaming_handler_count_towards
         gate.set()
         raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 3, raw.block("/test.Hold/Hold")),
                  *[h2.frame(h2.DATA, 0, 3, chunk * 4) for _ in range(8)],
-                 h2.frame(h2.DATA, 0, 3, _message(b"stop") + chunk * 8))
+                 h2.frame(h2.DATA, 0, 3, message(b"stop") + chunk * 8))
         headers, data = await raw.answer(3)
-        assert headers["grpc-status"] == "0" and data == _message(str(32 * 1000 + 4).encode())
+        assert headers["grpc-status"] == "0" and data == message(str(32 * 1000 + 4).encode())
         raw.send(h2.frame(h2.DATA, h2.END_STREAM, 3, b""))
         assert await raw.sync()
         assert connection._held == 0
@@ -688,7 +586,7 @@ async def test_a_client_stream_refused_mid_call_cancels_its_running_handler(
         server.limits.connection_buffer = 64 << 10
     raw = await Raw.open(server.port)
     raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block("/test.Edge/Total")),
-             h2.frame(h2.DATA, 0, 1, _message(b"first")))
+             h2.frame(h2.DATA, 0, 1, message(b"first")))
     assert await raw.sync()
     await asyncio.sleep(0.01)
     assert len(_running_calls()) == 1  # the handler runs, waiting for more
@@ -716,7 +614,7 @@ async def test_drain_refuses_new_streams_and_finishes_the_running_one() -> None:
     assert struct.unpack(">II", goaway[3][:8]) == (1, h2.NO_ERROR)
     raw.send(raw.call(3, b"late"))
     assert await raw.reset_code(3) == h2.REFUSED_STREAM
-    assert (await raw.answer(1))[1] == _message(b"done")
+    assert (await raw.answer(1))[1] == message(b"done")
     await stopping
     for _ in range(100):
         if not server.connections:
@@ -778,12 +676,12 @@ def _plausible_frame(rng: random.Random, raw: Raw, next_id: list[int]) -> bytes:
                     + h2.frame(h2.CONTINUATION, h2.END_HEADERS, sid, block[cut:]))
         if rng.random() < 0.2:
             return h2.frame(h2.HEADERS, end | h2.END_HEADERS | h2.PADDED | h2.PRIORITY_FLAG, sid,
-                            b"\x03" + _u32(sid + 2) + b"\x10" + block + b"\x00\x00\x00")
+                            b"\x03" + u32(sid + 2) + b"\x10" + block + b"\x00\x00\x00")
         return h2.frame(h2.HEADERS, end | h2.END_HEADERS, sid, block)
     if pick < 6:
-        body = rng.choice([_message(b"0"), _message(b"0.001"), _message(b"x" * rng.randrange(100)),
-                           b"\x01\x00\x00\x00\x03abc", b"\x00\xff\xff\xff\xff", _message(b"")[:3],
-                           _message(b"") * rng.randrange(1, 50)])
+        body = rng.choice([message(b"0"), message(b"0.001"), message(b"x" * rng.randrange(100)),
+                           b"\x01\x00\x00\x00\x03abc", b"\x00\xff\xff\xff\xff", message(b"")[:3],
+                           message(b"") * rng.randrange(1, 50)])
         flags = h2.END_STREAM if rng.random() < 0.6 else 0
         if rng.random() < 0.2:
             return h2.frame(h2.DATA, flags | h2.PADDED, sid, b"\x02" + body + b"\x00\x00")
@@ -794,11 +692,11 @@ def _plausible_frame(rng: random.Random, raw: Raw, next_id: list[int]) -> bytes:
         value = rng.choice([0, 1, 100, 16384, 65535, 1 << 20, MAX])
         return h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", key, value))
     if pick == 7:
-        return h2.frame(h2.WINDOW_UPDATE, 0, rng.choice([0, sid]), _u32(rng.choice([0, 1, 1 << 20, MAX])))
+        return h2.frame(h2.WINDOW_UPDATE, 0, rng.choice([0, sid]), u32(rng.choice([0, 1, 1 << 20, MAX])))
     if pick == 8:
-        return h2.frame(h2.RST_STREAM, 0, sid, _u32(rng.choice([h2.NO_ERROR, h2.CANCEL, 0x77])))
+        return h2.frame(h2.RST_STREAM, 0, sid, u32(rng.choice([h2.NO_ERROR, h2.CANCEL, 0x77])))
     if pick == 9:
-        return h2.frame(h2.PRIORITY, 0, sid or 1, _u32(0) + b"\x10")
+        return h2.frame(h2.PRIORITY, 0, sid or 1, u32(0) + b"\x10")
     if pick == 10:
         return h2.frame(h2.PING, rng.choice([0, h2.ACK]), 0, rng.randbytes(8))
     return h2.frame(0x20 + rng.randrange(20), rng.randrange(256), sid, rng.randbytes(rng.randrange(10)))

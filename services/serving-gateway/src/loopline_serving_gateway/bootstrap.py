@@ -103,7 +103,7 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     gatekeeper = Gatekeeper(settings.api_keys, settings.rate_limit_per_key)
     servicer = InferenceServicer(inference, catalog, gatekeeper, settings.trace_requests)
     grpc_server = InferenceServer(servicer, settings.host, settings.grpc_port, settings.limits.max_request_bytes,
-                                  settings.grpc_server)
+                                  settings.grpc_server, settings.grpc_edge)
     components.append(grpc_server.component())
     background = [Background("resync", lambda: reconciler.resync_forever(settings.resync_interval_s))]
     if prediction_log is not None:

@@ -17,6 +17,20 @@ class Limits(BaseModel):
     max_tensors: int = Field(default=64, ge=1)
 
 
+class GrpcEdgeSettings(BaseModel):
+    """Connection limits of the native gRPC edge (``h2_edge.Limits``) that are worth tuning."""
+
+    #: A connection with no open stream and no frame received for this long: GOAWAY(NO_ERROR), closed.
+    idle_timeout_s: float = Field(default=300.0, gt=0)
+    #: A client that takes none of its answers (our write buffer full, or its windows shut on
+    #: pending data) for this long: its calls are cancelled and the connection aborted.
+    write_stall_timeout_s: float = Field(default=30.0, gt=0)
+    #: Frames that make no progress (PING, SETTINGS, WINDOW_UPDATE, PRIORITY, empty DATA/CONTINUATION,
+    #: unknown types, ...) a connection may send per second, plus 8 per stream it opens: over it,
+    #: GOAWAY(ENHANCE_YOUR_CALM).
+    flood_frames_per_s: int = Field(default=1000, ge=10)
+
+
 class PredictionLogSettings(BaseModel):
     enabled: bool = True
     #: Events kept while Kafka is slow or down; beyond it new events are dropped and counted.
@@ -60,4 +74,5 @@ class GatewaySettings(ServiceSettings):
     #: Whether each request gets an OTel server span and a client span to Triton.
     trace_requests: bool = True
     limits: Limits = Limits()
+    grpc_edge: GrpcEdgeSettings = GrpcEdgeSettings()
     prediction_log: PredictionLogSettings = PredictionLogSettings()

@@ -22,11 +22,12 @@ from loopline_core.edges.grpc import status_for
 from loopline_core.errors import InvalidArgument, LooplineError
 from loopline_core.servers.host import Component
 
-from loopline_serving_gateway.entrypoints.h2_edge import NativeGrpcServer
+from loopline_serving_gateway.entrypoints.h2_edge import Limits, NativeGrpcServer
 from loopline_serving_gateway.handlers.auth import Gatekeeper
 from loopline_serving_gateway.handlers.inference import Inference
 from loopline_serving_gateway.handlers.models import ModelCatalog
 from loopline_serving_gateway.handlers.tracing import Tracing, failed
+from loopline_serving_gateway.settings import GrpcEdgeSettings
 
 SERVICE = "inference.GRPCInferenceService"
 CONTROL = ("CudaSharedMemoryRegister", "CudaSharedMemoryStatus", "CudaSharedMemoryUnregister", "LogSettings",
@@ -142,7 +143,7 @@ class InferenceServer:
     """
 
     def __init__(self, servicer: InferenceServicer, host: str, port: int, max_bytes: int,
-                 edge: str = "native") -> None:
+                 edge: str = "native", native_limits: GrpcEdgeSettings | None = None) -> None:
         if edge not in ("native", "aio"):
             raise ValueError(f"unknown gRPC edge {edge!r} (native or aio)")
         self._servicer = servicer
@@ -151,12 +152,15 @@ class InferenceServer:
         self._max_bytes = max_bytes
         self.edge = edge
         self.port = port
+        self._native_limits = native_limits or GrpcEdgeSettings()
         self._server: grpc.aio.Server | None = None
         self._native: NativeGrpcServer | None = None
 
     async def start(self) -> None:
         if self.edge == "native":
-            self._native = NativeGrpcServer([self._servicer.handler()], self._host, self.port, self._max_bytes)
+            limits = Limits(self._max_bytes, **self._native_limits.model_dump())
+            self._native = NativeGrpcServer([self._servicer.handler()], self._host, self.port, self._max_bytes,
+                                            limits=limits)
             await self._native.start()
             self.port = self._native.port
             return

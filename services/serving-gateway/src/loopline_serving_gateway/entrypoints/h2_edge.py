@@ -24,7 +24,13 @@ codings: UNIMPLEMENTED), the request size limit enforced while receiving
 (RESOURCE_EXHAUSTED), status and percent-encoded ``grpc-message`` in the trailers,
 trailers-only answers for errors.
 
-Not here (the grpc.aio edge has them): TLS, server-initiated keepalive pings and the
+Connection limits (``Limits``): handshake, idle and write-stall timeouts, checked by one
+sweep per server (``NativeGrpcServer._sweep`` -> ``H2Connection.check``) that compares
+counters the frames bump, so nothing is re-armed per frame; a flood budget for frames that
+make no progress (PING, SETTINGS, WINDOW_UPDATE, empty frames, ...) that grows with the
+streams opened; rapid-reset and "MadeYouReset" cut-offs; bounded request bytes per connection.
+
+Not here (the grpc.aio edge has them): TLS, server-initiated keepalive pings and grpc's
 client ping-rate policy, BDP-probing window growth (our windows are fixed and large).
 
 Frame and gRPC wire constants and the encoders of our header blocks are in ``h2_wire``.
@@ -57,6 +63,10 @@ from loopline_serving_gateway.entrypoints.h2_wire import (
 )
 
 log = logging.getLogger(__name__)
+
+#: After a connection error (GOAWAY sent, our side shut down) the client's input is read and dropped
+#: for up to 2 s, so that it reads our GOAWAY instead of a TCP reset; past this many bytes we stop.
+_LINGER_BYTES = 1 << 20
 
 
 class _CountingTable(HeaderTable):
@@ -246,8 +256,27 @@ class Limits:
     def __init__(self, max_message_bytes: int, *, max_concurrent_streams: int = 1000,
                  stream_window: int = 1 << 20, connection_window: int = 16 << 20,
                  max_frame_size: int = 1 << 20, max_header_list_size: int = 16 << 10,
-                 connection_buffer: int | None = None, handshake_timeout_s: float = 20.0) -> None:
+                 connection_buffer: int | None = None, handshake_timeout_s: float = 20.0,
+                 idle_timeout_s: float = 300.0, write_stall_timeout_s: float = 30.0,
+                 flood_frames_per_s: int = 1000, flood_credit_per_call: int = 8,
+                 max_owed_acks: int = 100) -> None:
         self.max_message_bytes = max_message_bytes
+        #: A connection with no open stream that has not completed a frame for this long gets
+        #: GOAWAY(NO_ERROR) and is closed (grpc.aio: max_connection_idle).
+        self.idle_timeout_s = idle_timeout_s
+        #: A client that has not taken any of what we have for it (our write buffer over its high
+        #: water mark, or answers waiting for its flow-control windows) for this long is cut off:
+        #: its calls are cancelled and what was queued for it is freed.
+        self.write_stall_timeout_s = write_stall_timeout_s
+        #: Frames that cost us work but move no call forward (PING, SETTINGS, WINDOW_UPDATE,
+        #: PRIORITY, empty DATA or CONTINUATION, unknown types, ...) one connection may send per
+        #: second, plus ``flood_credit_per_call`` for each stream it opened and each DATA frame we
+        #: had to send in pieces in that second; over it: GOAWAY(ENHANCE_YOUR_CALM).
+        self.flood_frames_per_s = flood_frames_per_s
+        self.flood_credit_per_call = flood_credit_per_call
+        #: PING and SETTINGS ACKs we may owe a client while our write buffer is over its high
+        #: water mark (it does not read); one more: GOAWAY(ENHANCE_YOUR_CALM).
+        self.max_owed_acks = max_owed_acks
         #: A connection that has not sent the client preface and its SETTINGS by then is closed
         #: (grpc core's server handshake timeout plays this part on grpc.aio): idle sockets that
         #: never speak HTTP/2 cannot pile up.
@@ -264,6 +293,15 @@ class Limits:
 
 class H2Connection(asyncio.Protocol):
     """One client connection: frames in, unary (and half-closed streaming) gRPC calls out."""
+
+    # Slots: attribute access stays a fixed-offset load however many there are (an instance dict
+    # stops sharing its keys past 30 attributes on CPython 3.11, and every lookup gets slower).
+    __slots__ = ("_server", "_limits", "_loop", "_transport", "_buffer", "_preface", "_decoder", "_table",
+                 "_decoded", "_streams", "_last_stream", "_continuing", "_peer_window", "_peer_stream_window",
+                 "_peer_frame", "_recv_unacked", "_recv_window", "_settings_seen", "_handshake_timer", "_resets",
+                 "_answered", "_held", "_blocked", "_goaway_sent", "_closing", "_dropped", "_peer", "_reads",
+                 "_reads_seen", "_idle_since", "_write_paused", "_resumed", "_stall_mark", "_stall_since", "_owed",
+                 "_cheap", "_cheap_limit", "_flood_start", "_opened", "_flood_opened", "_pieces", "_flood_pieces")
 
     def __init__(self, server: NativeGrpcServer) -> None:
         self._server = server
@@ -292,7 +330,25 @@ class H2Connection(asyncio.Protocol):
         self._blocked: list[_Stream] = []
         self._goaway_sent = False
         self._closing = False
+        self._dropped = 0  # bytes read and dropped after we started closing
         self._peer = "unknown"
+        # Timeouts, checked by the server's sweep (``check``), never re-armed per frame:
+        self._reads = 0  # reads that completed at least one frame (activity for the idle timeout)
+        self._reads_seen = 0
+        self._idle_since: float | None = None
+        self._write_paused = False  # our write buffer is over its high water mark
+        self._resumed = 0
+        self._stall_mark: tuple[object, ...] | None = None
+        self._stall_since: float | None = None
+        self._owed = 0  # PING / SETTINGS ACKs written while the write buffer was over high water
+        # Flood budget: frames that make no progress, counted per window of a second.
+        self._cheap = 0
+        self._cheap_limit = self._limits.flood_frames_per_s
+        self._flood_start = self._loop.time()
+        self._opened = 0  # streams opened (requests that reached a stream of their own)
+        self._flood_opened = 0
+        self._pieces = 0  # DATA frames sent in pieces as the client opened its windows
+        self._flood_pieces = 0
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -343,6 +399,13 @@ class H2Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
+            # Dropped; a client that keeps sending well past our GOAWAY is not read any more
+            # (its socket is aborted when the linger ends): it cannot keep us busy meanwhile.
+            self._dropped += len(data)
+            if self._dropped > _LINGER_BYTES and self._dropped - len(data) <= _LINGER_BYTES:
+                transport = self._transport
+                if transport is not None and not transport.is_closing():
+                    transport.pause_reading()
             return
         buffer = self._buffer
         buffer += data
@@ -387,6 +450,7 @@ class H2Connection(asyncio.Protocol):
             return
         if offset:
             del buffer[:offset]
+            self._reads += 1
         if self._recv_unacked >= self._limits.connection_window // 2:
             self._write(frame(WINDOW_UPDATE, 0, 0, U32.pack(self._recv_unacked)))
             self._recv_window += self._recv_unacked
@@ -397,12 +461,17 @@ class H2Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # A client that does not read its answers, PING or SETTINGS ACKs (however large the windows
-        # it advertised) is not read either until it catches up: what we queue for it stays bounded.
+        # it advertised) is not read either until it catches up: what we queue for it stays bounded
+        # (and if it never catches up, the write-stall timeout closes the connection).
+        self._write_paused = True
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
+        self._owed = 0
+        self._resumed += 1
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
@@ -419,6 +488,8 @@ class H2Connection(asyncio.Protocol):
         elif kind == CONTINUATION:
             if self._continuing is None or self._continuing[0] != stream_id:
                 raise _ConnectionError(PROTOCOL_ERROR, "CONTINUATION without a header block in progress")
+            if not payload:
+                self._cheap_frame()
             self._continuing[2].extend(payload)
             if len(self._continuing[2]) > 4 * self._limits.max_header_list_size + 1024:
                 raise _ConnectionError(ENHANCE_YOUR_CALM, "the header block is too large")
@@ -426,17 +497,26 @@ class H2Connection(asyncio.Protocol):
                 sid, first_flags, block = self._continuing
                 self._continuing = None
                 self._header_block(sid, first_flags, bytes(block))
-        elif kind == SETTINGS:
-            self._settings(flags, stream_id, payload)
         elif kind == WINDOW_UPDATE:
+            self._cheap += 1  # inline: grpcio clients send many (the flood budget's usual frame)
+            if self._cheap > self._cheap_limit:
+                self._flooded()
             self._window_update(stream_id, payload)
         elif kind == PING:
+            self._cheap += 1
+            if self._cheap > self._cheap_limit:
+                self._flooded()
             if stream_id:
                 raise _ConnectionError(PROTOCOL_ERROR, "PING on a stream")
             if len(payload) != 8:
                 raise _ConnectionError(FRAME_SIZE_ERROR, "PING payload is not 8 bytes")
             if not flags & ACK:
+                if self._write_paused:
+                    self._owe_ack()
                 self._write(frame(PING, ACK, 0, payload))
+        elif kind == SETTINGS:
+            self._cheap_frame()
+            self._settings(flags, stream_id, payload)
         elif kind == RST_STREAM:
             if not stream_id:
                 raise _ConnectionError(PROTOCOL_ERROR, "RST_STREAM on stream 0")
@@ -452,18 +532,49 @@ class H2Connection(asyncio.Protocol):
                 self._resets += 1
                 if self._resets > 1000 and self._resets > self._answered:
                     raise _ConnectionError(ENHANCE_YOUR_CALM, "too many streams reset by the client")
+            else:  # a stream already closed: nothing to cancel
+                self._cheap_frame()
         elif kind == PRIORITY:
+            self._cheap_frame()
             if not stream_id:
                 raise _ConnectionError(PROTOCOL_ERROR, "PRIORITY on stream 0")
             if len(payload) != 5:
                 self._reset(stream_id, FRAME_SIZE_ERROR)
         elif kind == GOAWAY:
+            self._cheap_frame()
             if stream_id:
                 raise _ConnectionError(PROTOCOL_ERROR, "GOAWAY on a stream")
             self._server.peer_went_away(self)
         elif kind == PUSH_PROMISE:
             raise _ConnectionError(PROTOCOL_ERROR, "clients may not push")
-        # unknown frame types are ignored (RFC 9113 4.1)
+        else:  # unknown frame types are ignored (RFC 9113 4.1), within the flood budget
+            self._cheap_frame()
+
+    def _cheap_frame(self) -> None:
+        self._cheap += 1
+        if self._cheap > self._cheap_limit:
+            self._flooded()
+
+    def _flooded(self) -> None:
+        """Over the flat budget of frames that make no progress: the window's allowance grows with
+        the streams opened and the DATA pieces sent in it (grpcio sends a stream WINDOW_UPDATE with
+        each request, a connection one after answers, BDP PINGs as data arrives); over that too,
+        the connection is cut off (as h2 servers do against the PING, SETTINGS and empty-frame
+        floods of CVE-2019-9512/9515/9518, and their kin)."""
+        limits = self._limits
+        progress = self._opened - self._flood_opened + self._pieces - self._flood_pieces
+        allowance = limits.flood_frames_per_s + limits.flood_credit_per_call * progress
+        if self._cheap > allowance:
+            raise _ConnectionError(ENHANCE_YOUR_CALM, f"{self._cheap} frames that make no progress "
+                                                      "(PING, SETTINGS, WINDOW_UPDATE, empty, ...) within a second")
+        self._cheap_limit = allowance
+
+    def _owe_ack(self) -> None:
+        """An ACK written while the client does not read what we already have for it."""
+        self._owed += 1
+        if self._owed > self._limits.max_owed_acks:
+            raise _ConnectionError(ENHANCE_YOUR_CALM, f"{self._owed} PING/SETTINGS ACKs owed to a client "
+                                                      "that does not read")
 
     def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id:
@@ -493,6 +604,8 @@ class H2Connection(asyncio.Protocol):
                 if value > 1:
                     raise _ConnectionError(PROTOCOL_ERROR, "ENABLE_PUSH is not 0 or 1")
             # HEADER_TABLE_SIZE: our answers never index, so the client's table size does not matter.
+        if self._write_paused:
+            self._owe_ack()
         self._write(frame(SETTINGS, ACK, 0))
         if self._blocked:
             self._flush_blocked()
@@ -537,6 +650,8 @@ class H2Connection(asyncio.Protocol):
         if not stream_id:
             raise _ConnectionError(PROTOCOL_ERROR, "DATA on stream 0")
         size = len(payload)  # padding counts towards flow control too
+        if not size and not flags & END_STREAM:
+            self._cheap_frame()
         self._recv_unacked += size
         self._recv_window -= size
         if self._recv_window < 0:
@@ -667,6 +782,7 @@ class H2Connection(asyncio.Protocol):
             self._write(frame(RST_STREAM, 0, stream_id, U32.pack(REFUSED_STREAM)))
             return
         if head.malformed:
+            self._cheap_frame()  # an empty or broken header block: only a reset comes of it
             self._write(frame(RST_STREAM, 0, stream_id, U32.pack(PROTOCOL_ERROR)))
             log.info("refused stream %d from %s: %s", stream_id, self._peer, head.malformed)
             return
@@ -675,6 +791,7 @@ class H2Connection(asyncio.Protocol):
             return
         stream = _Stream(stream_id, self._peer_stream_window, self._limits.stream_window)
         self._streams[stream_id] = stream
+        self._opened += 1
         stream.path = head.path
         stream.metadata = head.metadata
         stream.encoding = head.encoding
@@ -948,6 +1065,7 @@ class H2Connection(asyncio.Protocol):
                 if chunk <= 0:
                     break
                 out.append(frame(DATA, 0, stream.id, bytes(view[sent:sent + chunk])))
+                self._pieces += 1
                 sent += chunk
                 self._peer_window -= chunk
                 stream.send_window -= chunk
@@ -1041,6 +1159,67 @@ class H2Connection(asyncio.Protocol):
             transport.write_eof()
             self._loop.call_later(2.0, transport.abort)
 
+    def check(self, now: float) -> None:
+        """The server's periodic sweep: the flood window, the idle and the write-stall timeouts.
+        Nothing of this runs per frame; the frames only bump counters the sweep compares."""
+        if self._closing:
+            return
+        limits = self._limits
+        if now - self._flood_start >= 1.0:
+            self._flood_start = now
+            self._cheap = 0
+            self._cheap_limit = limits.flood_frames_per_s
+            self._flood_opened = self._opened
+            self._flood_pieces = self._pieces
+        if self._streams or self._reads != self._reads_seen:
+            self._reads_seen = self._reads
+            self._idle_since = None
+        elif self._idle_since is None:
+            self._idle_since = now
+        elif now - self._idle_since >= limits.idle_timeout_s:
+            self._fail(NO_ERROR, f"idle for {limits.idle_timeout_s:g} s (no open stream, no frame)")
+            return
+        mark = self._write_mark()
+        if mark is None or mark != self._stall_mark:
+            self._stall_mark = mark
+            self._stall_since = None if mark is None else now
+        elif self._stall_since is not None and now - self._stall_since >= limits.write_stall_timeout_s:
+            self._write_stalled()
+
+    def _write_mark(self) -> tuple[object, ...] | None:
+        """What we wait to hand the client (None: nothing); a different mark at the next sweep
+        means it took some of it."""
+        blocked = self._blocked
+        if blocked:
+            blocked = self._blocked = [stream for stream in blocked
+                                       if stream.pending is not None and stream.id in self._streams]
+        transport = self._transport
+        if not blocked and not self._write_paused or transport is None:
+            return None
+        # the oldest answer waiting for the client's windows, and how much of it is left
+        head = (blocked[0].id, len(blocked[0].pending[0])) if blocked else None  # type: ignore[index]
+        return head, self._resumed, transport.get_write_buffer_size()
+
+    def _write_stalled(self) -> None:
+        """The client has taken nothing for the write-stall timeout: its calls are cancelled, what
+        was queued for it is freed, and the socket is aborted (after a GOAWAY when it can still
+        be written: the write buffer is not what is stuck)."""
+        seconds = self._limits.write_stall_timeout_s
+        log.info("closing an HTTP/2 connection from %s: it has not read what we have for it for %g s",
+                 self._peer, seconds)
+        if not self._write_paused:
+            self._goaway_sent = False
+            self.goaway(NO_ERROR, f"the client has not read for {seconds:g} s")
+        self._closing = True
+        streams = list(self._streams.values())
+        self._streams.clear()
+        self._blocked = []
+        for stream in streams:
+            stream.pending = None
+            self._cancel(stream)
+        if self._transport is not None:
+            self._transport.abort()
+
     def busy(self) -> bool:
         return any(not stream.closed or stream.pending is not None for stream in self._streams.values())
 
@@ -1065,6 +1244,10 @@ class NativeGrpcServer:
         self.connections: set[H2Connection] = set()
         self.draining = False
         self._idle: asyncio.Event | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        limits = self.limits
+        #: How often the connections' timeouts and flood windows are checked (one timer per server).
+        self.sweep_s = min(0.5, limits.idle_timeout_s / 4, limits.write_stall_timeout_s / 4)
 
     def method(self, path: str, metadata: tuple[tuple[str, str | bytes], ...]) -> grpc.RpcMethodHandler | None:
         try:
@@ -1086,6 +1269,17 @@ class NativeGrpcServer:
         self._server = await loop.create_server(lambda: H2Connection(self), host, self.port,
                                                 reuse_port=self._reuse_port, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
+        self._sweeper = loop.call_later(self.sweep_s, self._sweep)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in list(self.connections):  # a check may close its connection
+            try:
+                connection.check(now)
+            except Exception:  # one connection's bug must not stop the sweep for the others
+                log.exception("checking the HTTP/2 connection from %s failed", connection._peer)
+        self._sweeper = loop.call_later(self.sweep_s, self._sweep)
 
     def stream_done(self, connection: H2Connection) -> None:
         if self._idle is not None and not connection.busy():
@@ -1115,6 +1309,9 @@ class NativeGrpcServer:
             await asyncio.wait_for(self._idle.wait(), grace_s)
         for connection in list(self.connections):
             connection.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         await asyncio.sleep(0)
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
