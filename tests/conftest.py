@@ -3,7 +3,8 @@ test that skips is a failure (the real dependencies must run in CI)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,24 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()
+
+
+class LoopTurns:
+    """Counts the turns a busy event loop lets other tasks run (a task that only yields)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def run(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def loop_turns() -> AsyncIterator[LoopTurns]:
+    turns = LoopTurns()
+    task = asyncio.create_task(turns.run())
+    await asyncio.sleep(0)
+    yield turns
+    task.cancel()

@@ -54,27 +54,14 @@ async def test_send_batch_keeps_order_per_key(producer_on) -> None:
     assert [PredictionLogged.FromString(r.value).latency_us for r in records] == [0, 1, 2, 3, 4]
 
 
-async def test_a_large_batch_lets_the_event_loop_through_and_keeps_its_order(producer_on) -> None:
-    import asyncio
-
+async def test_a_large_batch_lets_the_event_loop_through_and_keeps_its_order(producer_on, loop_turns) -> None:
     from loopline_core.kafka.producer import YIELD_EVERY
 
     producer, broker = producer_on
-    turns = 0
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    counter = asyncio.create_task(count_turns())
-    await asyncio.sleep(0)
-    before = turns
+    before = loop_turns.count
     items = [Outgoing("p-1", PredictionLogged(latency_us=n)) for n in range(YIELD_EVERY * 3)]
     await producer.send_batch(PREDICTIONS, items)
-    counter.cancel()
-    assert turns - before >= 3  # the in-memory driver never yields on its own
+    assert loop_turns.count - before >= 3  # the in-memory driver never yields on its own
     assert [PredictionLogged.FromString(r.value).latency_us for r in broker.records(PREDICTIONS)] == list(
         range(YIELD_EVERY * 3))
 

@@ -99,25 +99,15 @@ class Raw:
 
     async def answer(self, stream_id: int) -> tuple[dict[str, str], bytes]:
         """The merged headers and trailers of a stream's answer, and its DATA."""
+        blocks, data = await self.until_stream_ends(stream_id)
         headers: dict[str, str] = {}
-        data = b""
-        while True:
-            got = await self.read()
-            assert got is not None, "the connection closed"
-            kind, flags, sid, payload = got
-            if sid != stream_id:
-                continue
-            if kind == wire.HEADERS:
-                headers.update(self.decoder.decode(payload))
-            elif kind == wire.DATA:
-                data += payload
-            elif kind == wire.RST_STREAM:
-                raise AssertionError(f"stream {stream_id} reset with {int.from_bytes(payload, 'big')}")
-            if flags & wire.END_STREAM and kind in (wire.HEADERS, wire.DATA):
-                return headers, data
+        for block in blocks:
+            headers.update(block)
+        return headers, data
 
     async def until_stream_ends(self, stream_id: int) -> tuple[list[list[tuple[str, str]]], bytes]:
-        """Each header block of a stream's answer (headers, trailers) and its DATA."""
+        """Each header block of a stream's answer (headers, trailers) and its DATA; a reset
+        of the stream fails the test at once."""
         blocks, data = [], b""
         while True:
             got = await self.read()
@@ -129,6 +119,8 @@ class Raw:
                 blocks.append(self.decoder.decode(payload))
             elif kind == wire.DATA:
                 data += payload
+            elif kind == wire.RST_STREAM:
+                raise AssertionError(f"stream {stream_id} reset with {int.from_bytes(payload, 'big')}")
             if flags & wire.END_STREAM and kind in (wire.HEADERS, wire.DATA):
                 return blocks, data
 

@@ -184,7 +184,7 @@ def test_raw_tensors_convert_as_flat_values_does() -> None:
         assert [type(v) for v in values] == [type(v) for v in flat_values(datatype, raw)[1]]
 
 
-async def test_a_batch_is_built_in_slices_and_a_cancel_while_building_loses_nothing() -> None:
+async def test_a_batch_is_built_in_slices_and_a_cancel_while_building_loses_nothing(loop_turns) -> None:
     from loopline_serving_gateway.handlers import prediction_log
 
     kafka = FlakyKafka()
@@ -192,24 +192,14 @@ async def test_a_batch_is_built_in_slices_and_a_cancel_while_building_loses_noth
     total = prediction_log.SLICE * 3 + 1
     for n in range(total):
         log.record(_served(n))
-    turns = 0
-
-    async def count_turns() -> None:  # runs only when the builder lets the loop through
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    counter = asyncio.create_task(count_turns())
-    await asyncio.sleep(0)
     builder = asyncio.create_task(log._build())  # noqa: SLF001
     await asyncio.sleep(0)  # the builder has built its first slice and yielded
     builder.cancel()
     await asyncio.gather(builder, return_exceptions=True)
     assert log.buffered == total  # nothing left the buffer
+    before = loop_turns.count
     built = await log._build()  # noqa: SLF001
-    counter.cancel()
     assert [event.key for event in built] == [f"id-{n}" for n in range(total)]
-    assert turns >= 3 and log.buffered == 0
+    assert loop_turns.count - before >= 3 and log.buffered == 0
     await log.flush()
     assert kafka.ids == []  # what _build returned is the caller's to send; the buffer is empty
