@@ -4,6 +4,8 @@ answers, prediction ids in the response, and the prediction log on the real Kafk
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import tritonclient.grpc as sync_grpc_client
 import tritonclient.grpc.aio as grpc_client
 import tritonclient.http.aio as http_client
 from loopline.common.v1 import common_pb2
-from loopline_cli.stack import TritonEndpoints
+from loopline_cli.stack import Stack, TritonEndpoints
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from tritonclient.utils import InferenceServerException
@@ -107,7 +109,7 @@ async def test_triton_clients_work_unchanged_through_the_gateway(triton: TritonE
 
 
 async def test_large_tensors_many_streams_and_deadlines_through_the_native_edge(
-        triton: TritonEndpoints, kafka_bootstrap: str, tmp_path: Path) -> None:
+        triton: TritonEndpoints, kafka_bootstrap: str, tmp_path: Path, local_stack: Stack) -> None:
     """tritonclient.grpc (the blocking client) through the native edge: a 1.36 MB request (Triton
     refuses its batch size, and says so through the gateway as it does directly), 32 concurrent
     calls on one channel equal to Triton's answers, and a client deadline. (Answers over 1 MiB, which
@@ -148,12 +150,21 @@ async def test_large_tensors_many_streams_and_deadlines_through_the_native_edge(
                 for i, (r, a) in enumerate(zip(rows, answers, strict=True)):
                     assert a.shape == (len(r), CLASSES)
                     np.testing.assert_allclose(a, expected[i:i + len(r)], rtol=1e-5, atol=1e-6)
-                # a deadline no answer can meet (10 µs; with 0.5 ms an idle machine sometimes answered in
-                # time, or grpcio's deadline timer fired after the answer): the client gets DEADLINE_EXCEEDED
-                # and the gateway goes on serving (the edge's own deadline handling: unit tests)
-                with pytest.raises(InferenceServerException, match="(?i)deadline"):
-                    await asyncio.to_thread(lambda: via.infer(model, [tensor(big[:256])], client_timeout=1e-5))
+                # a client deadline while Triton is paused (SIGSTOP), so that no answer can come in time
+                # (a tiny deadline was not enough: grpcio's timers have millisecond resolution and a fast
+                # gateway answered first): the client gets DEADLINE_EXCEEDED, and once Triton resumes the
+                # gateway serves on (the edge's own deadline handling: unit tests)
+                record = local_stack.supervisor.running("triton")
+                assert record is not None
+                os.kill(record.pid, signal.SIGSTOP)
+                try:
+                    with pytest.raises(InferenceServerException, match="(?i)deadline"):
+                        await asyncio.to_thread(lambda: via.infer(model, [tensor(big[:256])], client_timeout=0.3))
+                finally:
+                    os.kill(record.pid, signal.SIGCONT)
                 assert await asyncio.to_thread(via.is_server_live)
+                again = await asyncio.to_thread(lambda: via.infer(model, [tensor(big[:256])]).as_numpy("probabilities"))
+                np.testing.assert_array_equal(again, expected)
             finally:
                 direct.close()
                 via.close()
