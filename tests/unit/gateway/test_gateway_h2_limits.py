@@ -10,6 +10,7 @@ import asyncio
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import unquote
 
 import grpc
 import hpack
@@ -116,6 +117,44 @@ async def test_a_grpcio_channel_reconnects_after_its_idle_connection_was_closed(
         (connection,) = server.connections
         await _gone(server, connection)
         assert await echo(b"second", timeout=5) == b"second"  # a new connection, no error
+
+
+async def test_a_request_that_never_finishes_arriving_is_answered_and_reset(serve: Callable[..., object]) -> None:
+    # a stream held open by sending nothing kept its connection from ever idling; now the call is
+    # answered DEADLINE_EXCEEDED and reset, and the idle timeout closes the connection after it
+    server, _ = await serve(request_timeout_s=0.3, idle_timeout_s=1.0)  # type: ignore[operator]
+    loop = asyncio.get_running_loop()
+    raw, connection = await _open(server)
+    began = loop.time()
+    body = message(b"half a request")
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block()), h2.frame(h2.DATA, 0, 1, body[:7]))
+    headers, data = await raw.answer(1)
+    assert headers["grpc-status"] == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]) and data == b""
+    assert "did not arrive within 0.3 s" in unquote(headers["grpc-message"])
+    assert loop.time() - began >= 0.3
+    assert await raw.reset_code(1) == h2.NO_ERROR  # the client stops sending the rest
+    assert connection._streams == {}
+    raw.send(raw.call(3, b"after"))  # the connection serves on
+    headers, data = await raw.answer(3)
+    assert headers["grpc-status"] == "0" and data == message(b"after")
+    code, debug = await raw.until_goaway()  # and, with nothing open, idles out
+    assert code == h2.NO_ERROR and b"idle" in debug
+    raw.close()
+    await _gone(server, connection)
+
+
+async def test_a_slow_request_that_completes_in_time_is_served(serve: Callable[..., object]) -> None:
+    server, _ = await serve(request_timeout_s=1.0)  # type: ignore[operator]
+    raw, _connection = await _open(server)
+    body = message(b"slowly")
+    raw.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, raw.block()))
+    for index in range(len(body)):  # a byte every 50 ms, about 0.55 s in all
+        await asyncio.sleep(0.05)
+        last = index == len(body) - 1
+        raw.send(h2.frame(h2.DATA, h2.END_STREAM if last else 0, 1, body[index:index + 1]))
+    headers, data = await raw.answer(1)
+    assert headers["grpc-status"] == "0" and data == message(b"slowly")
+    raw.close()
 
 
 async def test_open_streams_and_incoming_frames_keep_a_connection_from_idling(serve: Callable[..., object]) -> None:
@@ -349,6 +388,6 @@ async def test_the_gateway_settings_reach_the_native_server(monkeypatch: pytest.
         assert (limits.idle_timeout_s, limits.write_stall_timeout_s, limits.flood_frames_per_s) == (7, 3, 50)
         assert limits.max_message_bytes == 1 << 20 and native.sweep_s == 0.5
         assert GrpcEdgeSettings().model_dump() == {"idle_timeout_s": 300.0, "write_stall_timeout_s": 30.0,
-                                                   "flood_frames_per_s": 1000}
+                                                   "flood_frames_per_s": 1000, "request_timeout_s": 30.0}
     finally:
         await server.stop(1.0)

@@ -29,6 +29,9 @@ class GrpcEdgeSettings(BaseModel):
     #: unknown types, ...) a connection may send per second, plus 8 per stream it opens: over it,
     #: GOAWAY(ENHANCE_YOUR_CALM).
     flood_frames_per_s: int = Field(default=1000, ge=10)
+    #: A call whose request has not fully arrived this long after it began: DEADLINE_EXCEEDED and
+    #: a reset (a client cannot keep streams, and so its connection, open by sending nothing).
+    request_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class PredictionLogSettings(BaseModel):

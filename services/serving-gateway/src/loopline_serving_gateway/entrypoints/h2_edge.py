@@ -259,8 +259,12 @@ class Limits:
                  connection_buffer: int | None = None, handshake_timeout_s: float = 20.0,
                  idle_timeout_s: float = 300.0, write_stall_timeout_s: float = 30.0,
                  flood_frames_per_s: int = 1000, flood_credit_per_call: int = 8,
-                 max_owed_acks: int = 100) -> None:
+                 max_owed_acks: int = 100, request_timeout_s: float = 30.0) -> None:
         self.max_message_bytes = max_message_bytes
+        #: A stream whose request has not fully arrived (no END_STREAM) this long after the sweep
+        #: first saw it open is answered DEADLINE_EXCEEDED and reset: a client cannot hold streams
+        #: (and so the connection, which is then never idle) open by sending nothing.
+        self.request_timeout_s = request_timeout_s
         #: A connection with no open stream that has not completed a frame for this long gets
         #: GOAWAY(NO_ERROR) and is closed (grpc.aio: max_connection_idle).
         self.idle_timeout_s = idle_timeout_s
@@ -301,7 +305,8 @@ class H2Connection(asyncio.Protocol):
                  "_peer_frame", "_recv_unacked", "_recv_window", "_settings_seen", "_handshake_timer", "_resets",
                  "_answered", "_held", "_blocked", "_goaway_sent", "_closing", "_dropped", "_peer", "_reads",
                  "_reads_seen", "_idle_since", "_write_paused", "_resumed", "_stall_mark", "_stall_since", "_owed",
-                 "_cheap", "_cheap_limit", "_flood_start", "_opened", "_flood_opened", "_pieces", "_flood_pieces")
+                 "_cheap", "_cheap_limit", "_flood_start", "_opened", "_flood_opened", "_pieces", "_flood_pieces",
+                 "_incomplete")
 
     def __init__(self, server: NativeGrpcServer) -> None:
         self._server = server
@@ -349,6 +354,7 @@ class H2Connection(asyncio.Protocol):
         self._flood_opened = 0
         self._pieces = 0  # DATA frames sent in pieces as the client opened its windows
         self._flood_pieces = 0
+        self._incomplete: dict[int, float] = {}  # stream id -> when the sweep first saw its request unfinished
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -1171,6 +1177,10 @@ class H2Connection(asyncio.Protocol):
             self._cheap_limit = limits.flood_frames_per_s
             self._flood_opened = self._opened
             self._flood_pieces = self._pieces
+        if self._streams:
+            self._expire_incomplete(now, limits.request_timeout_s)
+        elif self._incomplete:
+            self._incomplete = {}
         if self._streams or self._reads != self._reads_seen:
             self._reads_seen = self._reads
             self._idle_since = None
@@ -1185,6 +1195,20 @@ class H2Connection(asyncio.Protocol):
             self._stall_since = None if mark is None else now
         elif self._stall_since is not None and now - self._stall_since >= limits.write_stall_timeout_s:
             self._write_stalled()
+
+    def _expire_incomplete(self, now: float, timeout: float) -> None:
+        """Streams whose request is still unfinished ``timeout`` after a sweep first saw them get a
+        DEADLINE_EXCEEDED answer and a reset (the call never ran; the client stops sending)."""
+        seen = self._incomplete
+        waiting = {stream_id: seen.get(stream_id, now) for stream_id, stream in self._streams.items()
+                   if not stream.half_closed and not stream.closed}
+        self._incomplete = waiting
+        for stream_id, since in waiting.items():
+            if now - since >= timeout:
+                stream = self._streams.get(stream_id)
+                if stream is not None and not stream.closed:
+                    self._refuse(stream, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                 f"the request did not arrive within {timeout:g} s")
 
     def _write_mark(self) -> tuple[object, ...] | None:
         """What we wait to hand the client (None: nothing); a different mark at the next sweep
@@ -1247,7 +1271,8 @@ class NativeGrpcServer:
         self._sweeper: asyncio.TimerHandle | None = None
         limits = self.limits
         #: How often the connections' timeouts and flood windows are checked (one timer per server).
-        self.sweep_s = min(0.5, limits.idle_timeout_s / 4, limits.write_stall_timeout_s / 4)
+        self.sweep_s = min(0.5, limits.idle_timeout_s / 4, limits.write_stall_timeout_s / 4,
+                           limits.request_timeout_s / 4)
 
     def method(self, path: str, metadata: tuple[tuple[str, str | bytes], ...]) -> grpc.RpcMethodHandler | None:
         try:
