@@ -53,3 +53,15 @@ def test_typed_contents_are_counted() -> None:
     message.inputs.add(name="features", datatype="FP32", shape=[1, 2]).contents.fp32_contents.extend([1.0])
     with pytest.raises(InvalidArgument, match="1 values given, shape \\[1, 2\\] needs 2"):
         validate(message, Limits())
+
+
+@pytest.mark.parametrize(("change", "message"), CASES)
+def test_a_signature_accepted_before_does_not_let_a_bad_variant_through(change: object, message: str) -> None:
+    assert validate(request("iris", rows=2), Limits()) == 2  # accepted and remembered
+    assert validate(request("iris", rows=2), Limits()) == 2
+    for _ in range(2):  # a refusal is never remembered either
+        with pytest.raises(InvalidArgument, match=message):
+            validate(_with(change), Limits())
+    # the same signature under tighter limits is checked again
+    with pytest.raises(InvalidArgument, match="more than 4 elements"):
+        validate(request("iris", rows=2), Limits(max_elements=4))

@@ -34,8 +34,36 @@ def elements_of(shape: list[int] | tuple[int, ...], where: str) -> int:
     return math.prod(shape)
 
 
+#: Signatures of plain requests already accepted (model, version, each raw tensor's name, datatype,
+#: shape and byte length; no parameters, no outputs named), with their batch size: the
+#: verdict depends on nothing else, and a model's requests repeat a few signatures.
+_ACCEPTED: dict[tuple[object, ...], int] = {}
+_REMEMBERED = 512
+
+
 def validate(request: pb.ModelInferRequest, limits: Limits) -> int:
-    """Raise InvalidArgument on anything wrong; return the batch size (rows)."""
+    """Raise InvalidArgument on anything wrong; return the batch size (rows).
+
+    A plain request (raw tensors, no parameters, no outputs named) whose signature was accepted
+    before under the same limits is accepted again without the checks; refusals are never kept."""
+    raw = request.raw_input_contents
+    if not raw or request.parameters or request.outputs or len(raw) != len(request.inputs):
+        return _validate(request, limits)
+    key: tuple[object, ...] = (limits.max_elements, limits.max_tensors, request.model_name, request.model_version)
+    for index, tensor in enumerate(request.inputs):
+        if tensor.parameters:
+            return _validate(request, limits)
+        key += (tensor.name, tensor.datatype, tuple(tensor.shape), len(raw[index]))
+    rows = _ACCEPTED.get(key)
+    if rows is None:
+        rows = _validate(request, limits)
+        if len(_ACCEPTED) >= _REMEMBERED:
+            _ACCEPTED.clear()
+        _ACCEPTED[key] = rows
+    return rows
+
+
+def _validate(request: pb.ModelInferRequest, limits: Limits) -> int:
     check_name(request.model_name, "model_name")
     if request.model_version and not request.model_version.isdigit():
         raise InvalidArgument(f"{request.model_version!r} is not a version number", field="model_version")
