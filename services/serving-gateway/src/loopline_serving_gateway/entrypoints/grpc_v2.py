@@ -22,7 +22,8 @@ from loopline_core.edges.grpc import status_for
 from loopline_core.errors import InvalidArgument, LooplineError
 from loopline_core.servers.host import Component
 
-from loopline_serving_gateway.entrypoints.h2_edge import Limits, NativeGrpcServer
+from loopline_serving_gateway.entrypoints.h2_call import Limits
+from loopline_serving_gateway.entrypoints.h2_edge import NativeGrpcServer
 from loopline_serving_gateway.handlers.auth import Gatekeeper
 from loopline_serving_gateway.handlers.inference import Inference
 from loopline_serving_gateway.handlers.models import ModelCatalog
