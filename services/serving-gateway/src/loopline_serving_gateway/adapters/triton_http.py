@@ -34,7 +34,9 @@ from tritonclient.grpc import service_pb2 as pb
 from loopline_core.errors import InvalidArgument, Unavailable
 from loopline_core.servers.host import Component
 
-from loopline_serving_gateway.handlers.tensors import CONTENTS, NUMPY, encode_bytes, params_of, set_param
+from loopline_serving_gateway.handlers.tensors import (
+    CONTENTS, NUMPY, encode_bytes, params_of, plain_signature, set_param,
+)
 
 _MAX_HEAD = 64 << 10
 _MAX_IDLE = 64
@@ -162,8 +164,8 @@ def _raw_of_contents(tensor: pb.ModelInferRequest.InferInputTensor) -> bytes:
     return np.asarray(values, dtype=NUMPY[tensor.datatype]).tobytes()
 
 
-#: Path and JSON header of plain requests (raw tensors, no id, parameters or outputs named), by
-#: model, version and tensor signature: the requests of one model repeat a few signatures.
+#: Path and JSON header of plain requests without an id, by ``tensors.plain_signature``: the
+#: requests of one model repeat a few signatures.
 _PLAIN: dict[tuple[object, ...], tuple[str, bytes]] = {}
 #: Parsed answer headers (a response to copy, the binary size of each output), by header bytes.
 _ANSWERS: dict[bytes, tuple[pb.ModelInferResponse, list[int]]] = {}
@@ -172,24 +174,17 @@ _CACHED = 256
 
 def encode_request(request: pb.ModelInferRequest) -> tuple[str, bytes, list[bytes]]:
     """The request path, the JSON header and the binary tensors (validated requests only)."""
-    raw = request.raw_input_contents
-    if raw and not request.id and not request.parameters and not request.outputs:
-        key: tuple[object, ...] | None = (request.model_name, request.model_version)
-        for index, tensor in enumerate(request.inputs):
-            if tensor.parameters:
-                key = None
-                break
-            key += (tensor.name, tensor.datatype, tuple(tensor.shape), len(raw[index]))  # type: ignore[operator]
-        if key is not None:
-            plain = _PLAIN.get(key)
-            if plain is None:
-                if len(_PLAIN) >= _CACHED:
-                    _PLAIN.clear()
-                path, header, tail = _encode_request(request)
-                _PLAIN[key] = (path, header)
-                return path, header, tail
-            return plain[0], plain[1], list(raw)
-    return _encode_request(request)
+    key = None if request.id else plain_signature(request)
+    if key is None:
+        return _encode_request(request)
+    plain = _PLAIN.get(key)
+    if plain is None:
+        if len(_PLAIN) >= _CACHED:
+            _PLAIN.clear()
+        path, header, tail = _encode_request(request)
+        _PLAIN[key] = (path, header)
+        return path, header, tail
+    return plain[0], plain[1], list(request.raw_input_contents)
 
 
 def _encode_request(request: pb.ModelInferRequest) -> tuple[str, bytes, list[bytes]]:

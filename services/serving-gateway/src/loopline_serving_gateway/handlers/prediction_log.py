@@ -156,15 +156,6 @@ class PredictionLog:
         self._entries.append(entry)
         self._buffered += entry.rows
 
-    def _take(self) -> list[Served]:
-        taken, events = [], 0
-        while self._entries and events < self._settings.batch_events:
-            entry = self._entries.popleft()
-            taken.append(entry)
-            events += entry.rows
-        self._buffered -= events
-        return taken
-
     async def _build(self) -> list[Outgoing]:
         """The events of the oldest entries (up to ``batch_events``), built ``SLICE`` entries at a
         time with the event loop let through in between: a 100 ms batch of a busy gateway is a few
@@ -204,8 +195,7 @@ class PredictionLog:
         if self._in_hand:
             await self._send(self._in_hand)
         while self._entries:
-            outgoing = [event for entry in self._take() for event in events_of(entry)]
-            await self._send(outgoing)
+            await self._send(await self._build())
 
     def abandon(self) -> int:
         """At shutdown, once Kafka has had its grace period: every event not acknowledged

@@ -20,6 +20,23 @@ CONTENTS = {"BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_c
              "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
 
 
+def plain_signature(request: Any) -> tuple[object, ...] | None:
+    """What a plain inference request (raw tensors only, no parameters anywhere, no outputs named)
+    is made of besides its values: model, version, and each tensor's name, datatype, shape and
+    byte length; None for any other request. What is derived from a request (its validation
+    verdict, Triton's JSON header) depends on nothing else, so it can be remembered by this key."""
+    raw = request.raw_input_contents
+    inputs = request.inputs
+    if not raw or request.parameters or request.outputs or len(raw) != len(inputs):
+        return None
+    key: tuple[object, ...] = (request.model_name, request.model_version)
+    for index, tensor in enumerate(inputs):
+        if tensor.parameters:
+            return None
+        key += (tensor.name, tensor.datatype, tuple(tensor.shape), len(raw[index]))
+    return key
+
+
 def decode_bytes(raw: bytes) -> list[bytes]:
     """Triton's BYTES layout: each element is a 4-byte little-endian length, then the bytes."""
     items, at = [], 0

@@ -14,6 +14,7 @@ from loopline_core.errors import InvalidArgument
 from loopline_core.triton.repository import check_name
 
 from loopline_serving_gateway.handlers.tensors import CONTENTS as _CONTENTS
+from loopline_serving_gateway.handlers.tensors import plain_signature
 from loopline_serving_gateway.settings import Limits
 
 ITEM_BYTES = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2, "BF16": 2,
@@ -34,9 +35,9 @@ def elements_of(shape: list[int] | tuple[int, ...], where: str) -> int:
     return math.prod(shape)
 
 
-#: Signatures of plain requests already accepted (model, version, each raw tensor's name, datatype,
-#: shape and byte length; no parameters, no outputs named), with their batch size: the
-#: verdict depends on nothing else, and a model's requests repeat a few signatures.
+#: Signatures of plain requests already accepted (``tensors.plain_signature``) under given limits,
+#: with their batch size: the verdict depends on nothing else, and a model's requests repeat a
+#: few signatures.
 _ACCEPTED: dict[tuple[object, ...], int] = {}
 _REMEMBERED = 512
 
@@ -46,14 +47,10 @@ def validate(request: pb.ModelInferRequest, limits: Limits) -> int:
 
     A plain request (raw tensors, no parameters, no outputs named) whose signature was accepted
     before under the same limits is accepted again without the checks; refusals are never kept."""
-    raw = request.raw_input_contents
-    if not raw or request.parameters or request.outputs or len(raw) != len(request.inputs):
+    signature = plain_signature(request)
+    if signature is None:
         return _validate(request, limits)
-    key: tuple[object, ...] = (limits.max_elements, limits.max_tensors, request.model_name, request.model_version)
-    for index, tensor in enumerate(request.inputs):
-        if tensor.parameters:
-            return _validate(request, limits)
-        key += (tensor.name, tensor.datatype, tuple(tensor.shape), len(raw[index]))
+    key = (limits.max_elements, limits.max_tensors, *signature)
     rows = _ACCEPTED.get(key)
     if rows is None:
         rows = _validate(request, limits)
