@@ -24,7 +24,8 @@ gateway's gRPC port with grpc.aio instead of the native HTTP/2 edge (the default
 Baseline in the same run: BENCH_GATEWAY_BASELINE=<dirs> (os.pathsep-separated) puts those
 directories first on a second gateway's PYTHONPATH (e.g. <main worktree>/services/serving-gateway/src
 and <main worktree>/libs/core/src); BENCH_GATEWAY_BASELINE_ENV="NAME=value,..." sets environment
-variables of that gateway only (alone: the current code with those settings). Each round then
+variables of that gateway only (alone: the current code with those settings; BENCH_GATEWAY_TRACING
+BENCH_GATEWAY_LOG and BENCH_GATEWAY_FLUSH_MS among them). Each round then
 measures Triton directly, the baseline gateway and the current one (their order alternating by
 round), on the same Triton and Kafka; each case gets a "baseline" block and current/baseline ratios.
 """
@@ -112,11 +113,11 @@ async def _logged(session: aiohttp.ClientSession, base: str) -> float:
     return 0.0
 
 
-async def _drain(session: aiohttp.ClientSession, base: str, target: float) -> None:
-    if os.environ.get("BENCH_GATEWAY_LOG", "1") == "0":
+async def _drain(session: aiohttp.ClientSession, gateway: Gateway) -> None:
+    if not gateway.logging:
         return
     deadline = time.perf_counter() + 30
-    while await _logged(session, base) < target and time.perf_counter() < deadline:
+    while await _logged(session, gateway.http) < gateway.logged and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
 
 
@@ -128,6 +129,7 @@ class Gateway:
     pid: int
     grpc_port: int
     http_port: int
+    logging: bool = True  # prediction log on (BENCH_GATEWAY_LOG in its environment)
     logged: float = 0.0  # PredictionLogged events Kafka must have acknowledged
 
     @property
@@ -139,11 +141,11 @@ async def _phase(session: aiohttp.ClientSession, gateway: Gateway, call: object,
                  meter: Parts) -> tuple[Result, float, dict[str, float]]:
     """One measured phase through ``gateway``: the result, its CPU ms per request, CPU per part
     (the gateway's own figure is its part's, read over the same interval)."""
-    await _drain(session, gateway.http, gateway.logged)
+    await _drain(session, gateway)
     meter.start(gateway.pid)
     result = await closed_loop(call, concurrency, COUNTS[concurrency], TIME_LIMIT_S)  # type: ignore[arg-type]
     gateway.logged += result.requests
-    await _drain(session, gateway.http, gateway.logged)
+    await _drain(session, gateway)
     parts = meter.per_request_us(result.requests)
     return result, parts["gateway"] / 1e3, parts
 
@@ -252,7 +254,8 @@ def _start_gateway(root: Path, name: str, config: dict[str, object],
         if process.poll() is not None or time.monotonic() > deadline:
             return process, None
         time.sleep(0.1)
-    return process, Gateway(name, process.pid, int(json.loads(ready.read_text())["grpc_port"]), http_port)
+    return process, Gateway(name, process.pid, int(json.loads(ready.read_text())["grpc_port"]), http_port,
+                            env.get("BENCH_GATEWAY_LOG", "1") != "0")
 
 
 def main() -> int:

@@ -32,6 +32,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _environment_overrides(config: dict[str, object]) -> dict[str, bool]:
+    """BENCH_GATEWAY_TRACING / _LOG / _FLUSH_MS in this process's environment win over the
+    config, so a same-run baseline (BENCH_GATEWAY_BASELINE_ENV) can differ in them alone."""
+    overrides: dict[str, bool] = {}
+    if "BENCH_GATEWAY_TRACING" in os.environ:
+        overrides["tracing"] = os.environ["BENCH_GATEWAY_TRACING"] != "0"
+    settings = config["settings"]
+    assert isinstance(settings, dict)
+    log_settings = settings.setdefault("prediction_log", {})
+    if "BENCH_GATEWAY_LOG" in os.environ:
+        log_settings["enabled"] = os.environ["BENCH_GATEWAY_LOG"] != "0"
+    if "BENCH_GATEWAY_FLUSH_MS" in os.environ:
+        log_settings["flush_interval_ms"] = int(os.environ["BENCH_GATEWAY_FLUSH_MS"])
+    return overrides
+
+
 async def serve(config: dict[str, object], ready: Path) -> int:
     artifact = Path(str(config["artifact"])).read_bytes()
     features, classes = int(config["features"]), int(config["classes"])  # type: ignore[call-overload]
@@ -41,9 +57,10 @@ async def serve(config: dict[str, object], ready: Path) -> int:
         (TensorSpec("features", "FP32", (-1, features)),), (TensorSpec("probabilities", "FP32", (-1, classes)),),
     ), artifact)
     registry.deployments["bench"] = Deployment("bench", 1, (Split(1, 1.0, Variant.CHAMPION),))
+    overrides = _environment_overrides(config)
     settings = GatewaySettings(**config["settings"])  # type: ignore[arg-type]
     setup_logging(settings.service_name)
-    if config.get("tracing"):
+    if overrides.get("tracing", config.get("tracing")):
         setup_tracing(settings.service_name, settings.telemetry)
     gateway = build(settings, registry=registry, consume_events=False)
     if os.environ.get("BENCH_GATEWAY_SETTLE", "1") != "0":
