@@ -200,7 +200,7 @@ async def _run(stack_cfg: object, gateways: list[Gateway], marker: str) -> list[
                 row = _row(protocol, concurrency, results, cpu["current"], parts, "current")
                 if "baseline" in results:
                     base = _row(protocol, concurrency, results, cpu["baseline"], parts, "baseline")
-                    row["baseline"] = {key: base[key] for key in _COMPARED + ("cpu_us_per_request",)}
+                    row["baseline"] = {key: base[key] for key in _COMPARED + ("cpu_us_per_request", "per_round")}
                     row["current_over_baseline"] = {
                         key: round(float(row[key]) / float(base[key]), 3) if float(base[key]) else None  # type: ignore[arg-type]
                         for key in ("gateway_rps", "gateway_p50_ms", "gateway_p99_ms", "gateway_cpu_ms_per_request")}
@@ -236,6 +236,10 @@ def _row(protocol: str, concurrency: int, results: dict[str, list[Result]], cpu:
         # (the gateway phase's figures include the wait for Kafka's acknowledgements)
         "cpu_us_per_request": {path: {part: round(statistics.median(p[part] for p in parts[key]), 1)
                                       for part in PARTS} for path, key in (("direct", "direct"), ("gateway", name))},
+        # each round as measured, to tell a round the shared machine disturbed (its "other" CPU)
+        "per_round": [{"added_p50_ms": round(g.p50_ms - d.p50_ms, 3), "added_p99_ms": round(g.p99_ms - d.p99_ms, 3),
+                       "gateway_cpu_ms": round(ms, 4), "other_us": round(part["other"], 1)}
+                      for d, g, ms, part in zip(results["direct"], results[name], cpu, parts[name])],
     }
 
 
