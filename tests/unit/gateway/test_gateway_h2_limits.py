@@ -252,6 +252,50 @@ async def test_a_client_that_reads_slowly_but_steadily_is_not_cut_off(serve: Cal
     raw.close()
 
 
+async def test_a_client_that_reads_under_the_minimum_rate_is_cut_off(serve: Callable[..., object]) -> None:
+    """Draining a little now and then is not enough: 100 bytes every 0.1 s is 1,000 bytes/s,
+    under a minimum of 10,000 (3,000 bytes per 0.3 s window)."""
+    server, state = await serve(write_stall_timeout_s=0.3, min_read_bytes_per_s=10_000)  # type: ignore[operator]
+    loop = asyncio.get_running_loop()
+    raw, connection = await _open(server, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, 1000))
+    raw.send(raw.call(1, b"100000", "/test.Edge/Big"), raw.call(3, b"30", "/test.Edge/Slow"))
+    received = 0
+    while received < 1000:
+        received += len((await raw.until(h2.DATA, 1))[3])
+    started = loop.time()
+
+    async def trickle() -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 1, u32(100)))
+
+    trickling = asyncio.create_task(trickle())
+    try:
+        code, debug = await raw.until_goaway()
+    finally:
+        trickling.cancel()
+    assert code == h2.NO_ERROR and b"under the minimum of 10000 bytes/s" in debug, debug
+    assert loop.time() - started >= 0.3
+    raw.close()
+    await _gone(server, connection)
+    await asyncio.sleep(0)
+    assert state.cancelled == 1
+    await _serves(server)
+
+
+async def test_with_no_minimum_rate_any_progress_keeps_a_slow_reader(serve: Callable[..., object]) -> None:
+    server, _ = await serve(write_stall_timeout_s=0.3, min_read_bytes_per_s=0)  # type: ignore[operator]
+    raw, _connection = await _open(server, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, 100))
+    raw.send(raw.call(1, b"1000", "/test.Edge/Big"))
+    received = len((await raw.until(h2.DATA, 1))[3])
+    for _ in range(10):  # 100 bytes every 0.1 s: 1 s in all, over three timeouts
+        await asyncio.sleep(0.1)
+        raw.send(h2.frame(h2.WINDOW_UPDATE, 0, 1, u32(100)))
+    headers, data = await raw.answer(1)
+    assert headers["grpc-status"] == "0" and received + len(data) == 1000 + 5
+    raw.close()
+
+
 # --- flood budget --------------------------------------------------------------------------------
 
 def _new_stream(raw: Raw, sid: int, frames: list[bytes]) -> list[bytes]:
@@ -388,6 +432,7 @@ async def test_the_gateway_settings_reach_the_native_server(monkeypatch: pytest.
         assert (limits.idle_timeout_s, limits.write_stall_timeout_s, limits.flood_frames_per_s) == (7, 3, 50)
         assert limits.max_message_bytes == 1 << 20 and native.sweep_s == 0.5
         assert GrpcEdgeSettings().model_dump() == {"idle_timeout_s": 300.0, "write_stall_timeout_s": 30.0,
-                                                   "flood_frames_per_s": 1000, "request_timeout_s": 30.0}
+                                                   "min_read_bytes_per_s": 1024, "flood_frames_per_s": 1000,
+                                                   "request_timeout_s": 30.0}
     finally:
         await server.stop(1.0)

@@ -25,6 +25,9 @@ class GrpcEdgeSettings(BaseModel):
     #: A client that takes none of its answers (our write buffer full, or its windows shut on
     #: pending data) for this long: its calls are cancelled and the connection aborted.
     write_stall_timeout_s: float = Field(default=30.0, gt=0)
+    #: ... or that takes it slower than this on average over that timeout (a client cannot hold
+    #: its calls and answers in our memory by draining a few bytes now and then); 0: any progress.
+    min_read_bytes_per_s: int = Field(default=1024, ge=0)
     #: Frames that make no progress (PING, SETTINGS, WINDOW_UPDATE, PRIORITY, empty DATA/CONTINUATION,
     #: unknown types, ...) a connection may send per second, plus 8 per stream it opens: over it,
     #: GOAWAY(ENHANCE_YOUR_CALM).

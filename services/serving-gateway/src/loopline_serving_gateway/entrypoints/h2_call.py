@@ -157,7 +157,8 @@ class Limits:
                  connection_buffer: int | None = None, handshake_timeout_s: float = 20.0,
                  idle_timeout_s: float = 300.0, write_stall_timeout_s: float = 30.0,
                  flood_frames_per_s: int = 1000, flood_credit_per_call: int = 8,
-                 max_owed_acks: int = 100, request_timeout_s: float = 30.0) -> None:
+                 max_owed_acks: int = 100, request_timeout_s: float = 30.0,
+                 min_read_bytes_per_s: int = 1024) -> None:
         self.max_message_bytes = max_message_bytes
         #: A stream whose request has not fully arrived (no END_STREAM) this long after the sweep
         #: first saw it open is answered DEADLINE_EXCEEDED and reset: a client cannot hold streams
@@ -170,6 +171,10 @@ class Limits:
         #: water mark, or answers waiting for its flow-control windows) for this long is cut off:
         #: its calls are cancelled and what was queued for it is freed.
         self.write_stall_timeout_s = write_stall_timeout_s
+        #: ... and one that takes it slower than this on average over that time is cut off too:
+        #: a client cannot hold its calls and their answers in our memory by draining a few bytes
+        #: now and then. 0: any progress will do.
+        self.min_read_bytes_per_s = min_read_bytes_per_s
         #: Frames that cost us work but move no call forward (PING, SETTINGS, WINDOW_UPDATE,
         #: PRIORITY, empty DATA or CONTINUATION, unknown types, ...) one connection may send per
         #: second, plus ``flood_credit_per_call`` for each stream it opened and each DATA frame we

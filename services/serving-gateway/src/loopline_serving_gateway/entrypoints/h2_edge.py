@@ -131,7 +131,7 @@ class H2Connection(asyncio.Protocol):
                  "_decoded", "_streams", "_last_stream", "_continuing", "_peer_window", "_peer_stream_window",
                  "_peer_frame", "_recv_unacked", "_recv_window", "_settings_seen", "_handshake_timer", "_resets",
                  "_answered", "_held", "_blocked", "_goaway_sent", "_closing", "_dropped", "_peer", "_reads",
-                 "_reads_seen", "_idle_since", "_write_paused", "_resumed", "_stall_mark", "_stall_since", "_owed",
+                 "_reads_seen", "_idle_since", "_write_paused", "_handed", "_stall_taken", "_stall_since", "_owed",
                  "_cheap", "_cheap_limit", "_flood_start", "_opened", "_flood_opened", "_pieces", "_flood_pieces",
                  "_incomplete")
 
@@ -169,8 +169,8 @@ class H2Connection(asyncio.Protocol):
         self._reads_seen = 0
         self._idle_since: float | None = None
         self._write_paused = False  # our write buffer is over its high water mark
-        self._resumed = 0
-        self._stall_mark: tuple[object, ...] | None = None
+        self._handed = 0  # bytes handed to the transport (what the client took: this less its buffer)
+        self._stall_taken = 0  # what the client had taken when the current stall window began
         self._stall_since: float | None = None
         self._owed = 0  # PING / SETTINGS ACKs written while the write buffer was over high water
         # Flood budget: frames that make no progress, counted per window of a second.
@@ -206,6 +206,7 @@ class H2Connection(asyncio.Protocol):
         out = frame(SETTINGS, 0, 0, settings)
         if limits.connection_window > DEFAULT_WINDOW:
             out += frame(WINDOW_UPDATE, 0, 0, U32.pack(limits.connection_window - DEFAULT_WINDOW))
+        self._handed = len(out)
         transport.write(out)
         self._handshake_timer = self._loop.call_later(
             limits.handshake_timeout_s, self._handshake_expired)
@@ -304,7 +305,6 @@ class H2Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         self._owed = 0
-        self._resumed += 1
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
@@ -969,6 +969,7 @@ class H2Connection(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         transport = self._transport
         if transport is not None and not self._closing and not transport.is_closing():
+            self._handed += len(data)
             transport.write(data)
 
     def goaway(self, code: int, reason: str) -> None:
@@ -1016,12 +1017,23 @@ class H2Connection(asyncio.Protocol):
         elif now - self._idle_since >= limits.idle_timeout_s:
             self._fail(NO_ERROR, f"idle for {limits.idle_timeout_s:g} s (no open stream, no frame)")
             return
-        mark = self._write_mark()
-        if mark is None or mark != self._stall_mark:
-            self._stall_mark = mark
-            self._stall_since = None if mark is None else now
-        elif self._stall_since is not None and now - self._stall_since >= limits.write_stall_timeout_s:
-            self._write_stalled()
+        self._check_reading(now, limits)
+
+    def _check_reading(self, now: float, limits: Limits) -> None:
+        """While we have something for the client (``_waiting``), it must take at least
+        ``min_read_bytes_per_s`` times the write-stall timeout within each such timeout (at
+        least one byte when the minimum is 0); having taken that much begins a new window."""
+        transport = self._transport
+        if transport is None or not self._waiting():
+            self._stall_since = None
+            return
+        taken = self._handed - transport.get_write_buffer_size()
+        window = limits.write_stall_timeout_s
+        if self._stall_since is None or taken - self._stall_taken >= max(1, limits.min_read_bytes_per_s * window):
+            self._stall_since = now
+            self._stall_taken = taken
+        elif now - self._stall_since >= window:
+            self._write_stalled(taken - self._stall_taken)
 
     def _expire_incomplete(self, now: float, timeout: float) -> None:
         """Streams whose request is still unfinished ``timeout`` after a sweep first saw them get a
@@ -1037,30 +1049,28 @@ class H2Connection(asyncio.Protocol):
                     self._refuse(stream, grpc.StatusCode.DEADLINE_EXCEEDED,
                                  f"the request did not arrive within {timeout:g} s")
 
-    def _write_mark(self) -> tuple[object, ...] | None:
-        """What we wait to hand the client (None: nothing); a different mark at the next sweep
-        means it took some of it."""
+    def _waiting(self) -> bool:
+        """Whether something waits for the client: our write buffer is over its high water mark,
+        or answers wait for its flow-control windows."""
         blocked = self._blocked
         if blocked:
             blocked = self._blocked = [stream for stream in blocked
                                        if stream.pending is not None and stream.id in self._streams]
-        transport = self._transport
-        if not blocked and not self._write_paused or transport is None:
-            return None
-        # the oldest answer waiting for the client's windows, and how much of it is left
-        head = (blocked[0].id, len(blocked[0].pending[0])) if blocked else None  # type: ignore[index]
-        return head, self._resumed, transport.get_write_buffer_size()
+        return bool(blocked) or self._write_paused
 
-    def _write_stalled(self) -> None:
-        """The client has taken nothing for the write-stall timeout: its calls are cancelled, what
-        was queued for it is freed, and the socket is aborted (after a GOAWAY when it can still
-        be written: the write buffer is not what is stuck)."""
+    def _write_stalled(self, taken: int) -> None:
+        """The client has taken too little (``taken`` bytes) of what we have for it within the
+        write-stall timeout: its calls are cancelled, what was queued for it is freed, and the
+        socket is aborted (after a GOAWAY when it can still be written: the write buffer is not
+        what is stuck)."""
         seconds = self._limits.write_stall_timeout_s
-        log.info("closing an HTTP/2 connection from %s: it has not read what we have for it for %g s",
-                 self._peer, seconds)
+        reason = (f"the client has not read for {seconds:g} s" if not taken else
+                  f"the client read {taken} bytes in {seconds:g} s, under the minimum of "
+                  f"{self._limits.min_read_bytes_per_s} bytes/s")
+        log.info("closing an HTTP/2 connection from %s: %s", self._peer, reason)
         if not self._write_paused:
             self._goaway_sent = False
-            self.goaway(NO_ERROR, f"the client has not read for {seconds:g} s")
+            self.goaway(NO_ERROR, reason)
         self._closing = True
         streams = list(self._streams.values())
         self._streams.clear()
