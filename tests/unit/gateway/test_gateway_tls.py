@@ -332,6 +332,39 @@ async def test_an_idle_tls_connection_gets_goaway_then_close(pki: Pki, serve: Ca
     await _gone(server, connection)
 
 
+async def _deaf_tls_client(pki: Pki, server: NativeGrpcServer,
+                           client: str | None = None) -> tuple[ssl.SSLSocket, h2.H2Connection]:
+    """A blocking TLS socket (handshake in a thread) that sends the preface and reads nothing more,
+    not even our close_notify."""
+    before = set(server.connections)
+
+    def connect() -> ssl.SSLSocket:
+        sock = _client_context(pki, client, alpn=["h2"]).wrap_socket(
+            socket.create_connection(("127.0.0.1", server.port)), server_hostname="localhost")
+        sock.sendall(h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0, b""))
+        return sock
+
+    sock = await asyncio.to_thread(connect)
+    while len(server.connections - before) != 1:
+        await asyncio.sleep(0.005)
+    (connection,) = server.connections - before
+    return sock, connection
+
+
+async def test_a_closed_tls_connection_waits_for_the_client_no_longer_than_plaintext_lingers(
+        pki: Pki, serve: Callable[..., object]) -> None:
+    """asyncio would wait 30 s for the client's close_notify; we wait the 2 s a plaintext close lingers."""
+    server = await serve(idle_timeout_s=0.3)  # type: ignore[operator]
+    sock, connection = await _deaf_tls_client(pki, server)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not connection._closing:
+        await asyncio.sleep(0.01)
+    await _gone(server, connection, within=5.0)
+    assert 2.0 <= loop.time() - started < 4.0
+    sock.close()
+
+
 async def test_a_tls_client_that_keeps_its_windows_shut_is_cut_off(pki: Pki, serve: Callable[..., object]) -> None:
     server = await serve(write_stall_timeout_s=0.3)  # type: ignore[operator]
     raw = await _open_tls(pki, server.port, settings=struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, 1000))
@@ -394,7 +427,7 @@ def test_the_native_edge_over_mutual_tls_on_uvloop(pki: Pki) -> None:
 
     async def scenario() -> None:
         server = NativeGrpcServer([_echo_handlers()], "127.0.0.1", 0, 1 << 20,
-                                  limits=h2.Limits(1 << 20, handshake_timeout_s=0.3),
+                                  limits=h2.Limits(1 << 20, handshake_timeout_s=0.3, idle_timeout_s=1.0),
                                   tls=_tls(pki, mutual=True).server_context(alpn=("h2",)))
         await server.start()
         loop = asyncio.get_running_loop()
@@ -419,6 +452,11 @@ def test_the_native_edge_over_mutual_tls_on_uvloop(pki: Pki) -> None:
             assert 0.25 <= loop.time() - started < 3.0  # libuv's clock and timers count whole milliseconds
             writer.close()
             assert await loop.run_in_executor(None, echo, "good") == b"on uvloop"
+            sock, connection = await _deaf_tls_client(pki, server, "good")  # idle, then our close_notify goes unanswered
+            started = loop.time()
+            await _gone(server, connection, within=8.0)
+            assert loop.time() - started < 6.0
+            sock.close()
         finally:
             await server.stop(1.0)
 

@@ -1131,8 +1131,10 @@ class NativeGrpcServer:
         host = None if self._host in ("", "0.0.0.0", "[::]", "::") else self._host
         # Over TLS, H2Connection.connection_made (and its preface timer) comes after the TLS
         # handshake, so that handshake has a timeout of its own: a client that connects and never
-        # completes it is dropped like one that never sends the preface.
-        tls = {} if self.tls is None else {"ssl": self.tls, "ssl_handshake_timeout": self.limits.handshake_timeout_s}
+        # completes it is dropped like one that never sends the preface. Closing waits for the
+        # client's close_notify as long as a plaintext close lingers (2 s), not asyncio's 30 s.
+        tls = {} if self.tls is None else {
+            "ssl": self.tls, "ssl_handshake_timeout": self.limits.handshake_timeout_s, "ssl_shutdown_timeout": 2.0}
         self._server = await loop.create_server(lambda: H2Connection(self), host, self.port,
                                                 reuse_port=self._reuse_port, backlog=1024, **tls)
         self.port = self._server.sockets[0].getsockname()[1]
