@@ -56,7 +56,7 @@ class HttpTls:
     ca_certs: str | None = None
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
 
-    def config(self, config: uvicorn.Config) -> None:
+    def load(self, config: uvicorn.Config) -> None:
         """Loads ``config`` (its SSL context among the rest) with this minimum version applied."""
         config.load()
         assert config.ssl is not None
@@ -113,7 +113,7 @@ class ServiceHost:
                                 ssl_ca_certs=tls.ca_certs if tls else None,
                                 ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.ca_certs else ssl.CERT_NONE)
         if tls is not None:
-            tls.config(config)
+            tls.load(config)
         http = _Uvicorn(config)
         http_task = asyncio.create_task(http.serve(), name=f"{self.name}-http")
         for component in self.components:
