@@ -300,10 +300,10 @@ async def test_a_client_that_never_completes_the_tls_handshake_is_closed(
         pki: Pki, serve: Callable[..., object]) -> None:
     server = await serve(handshake_timeout_s=0.3)  # type: ignore[operator]
     loop = asyncio.get_running_loop()
+    started = loop.time()  # before the server accepts: its timer cannot have started earlier
     silent = await asyncio.open_connection("127.0.0.1", server.port)  # connects, says nothing
     halfway = await asyncio.open_connection("127.0.0.1", server.port)
     halfway[1].write(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # the start of a ClientHello, no more
-    started = loop.time()
     for reader, writer in (silent, halfway):
         try:
             assert await asyncio.wait_for(reader.read(), 5) == b""
@@ -443,8 +443,8 @@ def test_the_native_edge_over_mutual_tls_on_uvloop(pki: Pki) -> None:
                 with pytest.raises(grpc.RpcError) as caught:
                     await loop.run_in_executor(None, echo, client)
                 assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             started = loop.time()
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             try:
                 assert await asyncio.wait_for(reader.read(), 5) == b""
             except ConnectionResetError:
