@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from loopline_core.components import GrpcPeer
 from loopline_core.kafka.producer import EventProducer
 from loopline_core.servers.assemble import assemble
-from loopline_core.servers.host import Background, Component, ServiceHost
+from loopline_core.servers.host import Background, Component, HttpTls, ServiceHost
 
 from loopline_serving_gateway.adapters.registry import GrpcRegistry, RegistryPort
 from loopline_serving_gateway.adapters.triton import TritonGrpc
@@ -103,7 +103,7 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     gatekeeper = Gatekeeper(settings.api_keys, settings.rate_limit_per_key)
     servicer = InferenceServicer(inference, catalog, gatekeeper, settings.trace_requests)
     grpc_server = InferenceServer(servicer, settings.host, settings.grpc_port, settings.limits.max_request_bytes,
-                                  settings.grpc_server, settings.grpc_edge)
+                                  settings.grpc_server, settings.grpc_edge, settings.tls)
     components.append(grpc_server.component())
     background = [Background("resync", lambda: reconciler.resync_forever(settings.resync_interval_s))]
     if prediction_log is not None:
@@ -115,7 +115,18 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     router = v2_router(inference, catalog, gatekeeper, settings.limits, Tracing(settings.trace_requests))
     host = assemble(settings.model_copy(update={"grpc_port": 0}), components=components, background=background,
                     routers=[router], metrics=metrics.registry)
+    host.tls = _http_tls(settings)
     return Gateway(host, table, reconciler, prediction_log, metrics, grpc_server, catalog, model_events)
+
+
+def _http_tls(settings: GatewaySettings) -> HttpTls | None:
+    """The REST port's TLS: the same files as the gRPC port's (checked when the settings loaded)."""
+    tls = settings.tls
+    if tls.cert_file is None or tls.key_file is None:
+        return None
+    return HttpTls(str(tls.cert_file), str(tls.key_file),
+                   str(tls.client_ca_file) if tls.client_ca_file is not None else None,
+                   tls.minimum_version)
 
 
 class _LazyRegistry:

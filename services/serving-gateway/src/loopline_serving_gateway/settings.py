@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from loopline_core.settings import ServiceSettings
 
@@ -35,6 +38,104 @@ class GrpcEdgeSettings(BaseModel):
     #: A call whose request has not fully arrived this long after it began: DEADLINE_EXCEEDED and
     #: a reset (a client cannot keep streams, and so its connection, open by sending nothing).
     request_timeout_s: float = Field(default=30.0, gt=0)
+
+
+_TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _no_passphrase() -> str:
+    raise ValueError("it is encrypted; the gateway needs a private key without a passphrase")
+
+
+class TlsSettings(BaseModel):
+    """TLS on the gateway's gRPC and REST ports (off unless ``cert_file`` and ``key_file`` are set).
+
+    Env: ``LOOPLINE_TLS__CERT_FILE``, ``LOOPLINE_TLS__KEY_FILE``, ``LOOPLINE_TLS__CLIENT_CA_FILE``,
+    ``LOOPLINE_TLS__MIN_VERSION``. The files are read and checked when the settings are loaded
+    (start-up): a missing or unreadable file, a key that does not match the certificate, or a CA
+    file with no certificate is refused with the setting named, never served as plaintext. They
+    are read again when the servers start; a renewed certificate needs a restart.
+    """
+
+    #: The server's certificate chain (PEM: its certificate first, then any intermediates).
+    cert_file: Path | None = None
+    #: The certificate's private key (PEM, unencrypted).
+    key_file: Path | None = None
+    #: CA certificate(s) (PEM) that must have signed the client's certificate: mutual TLS. Clients
+    #: without a certificate, or with one this CA did not sign, fail the handshake.
+    client_ca_file: Path | None = None
+    #: The oldest TLS version accepted (1.3 is not available with ``grpc_server=aio``).
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+    @model_validator(mode="after")
+    def _files(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            present = "cert_file" if missing == "key_file" else "key_file"
+            raise ValueError(f"tls.{missing} is missing (LOOPLINE_TLS__{missing.upper()}): tls.{present} is set, "
+                             "and TLS needs both the certificate and its private key")
+        if self.cert_file is None and self.client_ca_file is not None:
+            raise ValueError("tls.client_ca_file is set without tls.cert_file and tls.key_file: mutual TLS "
+                             "needs the server's own certificate and key")
+        if self.enabled:
+            self.server_context()  # every file readable and consistent, now rather than at the first client
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+    @property
+    def mutual(self) -> bool:
+        return self.client_ca_file is not None
+
+    @property
+    def minimum_version(self) -> ssl.TLSVersion:
+        return _TLS_VERSIONS[self.min_version]
+
+    def read(self, name: Literal["cert_file", "key_file", "client_ca_file"]) -> bytes:
+        """One of the files' bytes; an OSError is a ValueError that names the setting."""
+        path = getattr(self, name)
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"tls.{name} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+
+    def server_context(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+        """A server-side context from the files (ALPN ``alpn`` offered); a ValueError names the
+        setting whose file is unreadable, holds no PEM certificate or key, or does not match."""
+        if self.cert_file is None or self.key_file is None:
+            raise ValueError("TLS is off: tls.cert_file and tls.key_file are not set")
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            if getattr(self, name) is not None:
+                self.read(name)  # type: ignore[arg-type]  # readable, or named
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = self.minimum_version
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(self.cert_file))
+        except ssl.SSLError as exc:
+            raise ValueError(f"tls.cert_file {str(self.cert_file)!r} holds no PEM certificate ({exc.reason or exc})"
+                             ) from None
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file, password=_no_passphrase)
+        except ValueError as exc:
+            raise ValueError(f"tls.key_file {str(self.key_file)!r}: {exc}") from None
+        except ssl.SSLError as exc:
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise ValueError(f"tls.key_file {str(self.key_file)!r} is not the private key of the certificate in "
+                                 f"tls.cert_file {str(self.cert_file)!r}") from None
+            raise ValueError(f"tls.key_file {str(self.key_file)!r} holds no PEM private key ({exc.reason or exc})"
+                             ) from None
+        if self.client_ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=str(self.client_ca_file))
+            except ssl.SSLError as exc:
+                raise ValueError(f"tls.client_ca_file {str(self.client_ca_file)!r} holds no PEM certificate "
+                                 f"({exc.reason or exc})") from None
+            context.verify_mode = ssl.CERT_REQUIRED
+        if alpn:
+            context.set_alpn_protocols(list(alpn))
+        return context
 
 
 class PredictionLogSettings(BaseModel):
@@ -82,3 +183,13 @@ class GatewaySettings(ServiceSettings):
     limits: Limits = Limits()
     grpc_edge: GrpcEdgeSettings = GrpcEdgeSettings()
     prediction_log: PredictionLogSettings = PredictionLogSettings()
+    #: TLS (and mutual TLS) on the gRPC and REST ports; off by default (plaintext).
+    tls: TlsSettings = TlsSettings()
+
+    @model_validator(mode="after")
+    def _tls_fits_the_edge(self) -> GatewaySettings:
+        if self.tls.enabled and self.grpc_server == "aio" and self.tls.min_version != "1.2":
+            raise ValueError(f"tls.min_version={self.tls.min_version} is not available with grpc_server=aio "
+                             "(grpcio sets no minimum TLS version; it accepts 1.2 and 1.3): use the native "
+                             "edge or tls.min_version=1.2")
+        return self

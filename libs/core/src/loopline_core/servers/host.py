@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -45,6 +46,23 @@ class Background:
     run: Callable[[], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class HttpTls:
+    """TLS on the HTTP port (uvicorn's ``ssl_*`` options): PEM files; ``ca_certs`` set means
+    clients must present a certificate it signed (mutual TLS)."""
+
+    certfile: str
+    keyfile: str
+    ca_certs: str | None = None
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+
+    def load(self, config: uvicorn.Config) -> None:
+        """Loads ``config`` (its SSL context among the rest) with this minimum version applied."""
+        config.load()
+        assert config.ssl is not None
+        config.ssl.minimum_version = self.minimum_version
+
+
 class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -64,6 +82,8 @@ class ServiceHost:
     background: list[Background] = field(default_factory=list)
     grace_s: float = 10.0
     retry_max_s: float = 5.0
+    #: TLS on the HTTP port (None: plaintext, the default).
+    tls: HttpTls | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def request_stop(self) -> None:
@@ -86,8 +106,14 @@ class ServiceHost:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        tls = self.tls
         config = uvicorn.Config(self.app, host=self.host, port=self.http_port, lifespan="off",
-                                log_level="warning", access_log=False)
+                                log_level="warning", access_log=False,
+                                ssl_certfile=tls.certfile if tls else None, ssl_keyfile=tls.keyfile if tls else None,
+                                ssl_ca_certs=tls.ca_certs if tls else None,
+                                ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.ca_certs else ssl.CERT_NONE)
+        if tls is not None:
+            tls.load(config)
         http = _Uvicorn(config)
         http_task = asyncio.create_task(http.serve(), name=f"{self.name}-http")
         for component in self.components:

@@ -28,7 +28,7 @@ from loopline_serving_gateway.handlers.auth import Gatekeeper
 from loopline_serving_gateway.handlers.inference import Inference
 from loopline_serving_gateway.handlers.models import ModelCatalog
 from loopline_serving_gateway.handlers.tracing import Tracing, failed
-from loopline_serving_gateway.settings import GrpcEdgeSettings
+from loopline_serving_gateway.settings import GrpcEdgeSettings, TlsSettings
 
 SERVICE = "inference.GRPCInferenceService"
 CONTROL = ("CudaSharedMemoryRegister", "CudaSharedMemoryStatus", "CudaSharedMemoryUnregister", "LogSettings",
@@ -140,13 +140,20 @@ class InferenceServer:
     """The V2 gRPC server, bound with SO_REUSEPORT so several worker processes share the port.
 
     ``edge`` picks the server: "native" (the asyncio HTTP/2 edge in h2_edge, far less CPU per
-    call) or "aio" (grpc.aio). Both serve the same generic handler.
+    call) or "aio" (grpc.aio). Both serve the same generic handler. ``tls`` (when enabled) puts
+    the port behind TLS, with client certificates required when it names a client CA: an
+    ``ssl.SSLContext`` offering ALPN h2 on the native edge, ``grpc.ssl_server_credentials`` and
+    ``add_secure_port`` on grpc.aio.
     """
 
     def __init__(self, servicer: InferenceServicer, host: str, port: int, max_bytes: int,
-                 edge: str = "native", native_limits: GrpcEdgeSettings | None = None) -> None:
+                 edge: str = "native", native_limits: GrpcEdgeSettings | None = None,
+                 tls: TlsSettings | None = None) -> None:
         if edge not in ("native", "aio"):
             raise ValueError(f"unknown gRPC edge {edge!r} (native or aio)")
+        if tls is not None and tls.enabled and edge == "aio" and tls.min_version != "1.2":
+            raise ValueError(f"tls.min_version={tls.min_version} is not available with the grpc.aio edge")
+        self._tls = tls if tls is not None and tls.enabled else None
         self._servicer = servicer
         self._host = host
         self._address = f"{host}:{port}"
@@ -160,8 +167,9 @@ class InferenceServer:
     async def start(self) -> None:
         if self.edge == "native":
             limits = Limits(self._max_bytes, **self._native_limits.model_dump())
+            context = self._tls.server_context(alpn=("h2",)) if self._tls is not None else None
             self._native = NativeGrpcServer([self._servicer.handler()], self._host, self.port, self._max_bytes,
-                                            limits=limits)
+                                            limits=limits, tls=context)
             await self._native.start()
             self.port = self._native.port
             return
@@ -171,8 +179,18 @@ class InferenceServer:
             ("grpc.max_send_message_length", 256 << 20),
         ])
         self._server.add_generic_rpc_handlers((self._servicer.handler(),))
-        self.port = self._server.add_insecure_port(self._address)
+        if self._tls is None:
+            self.port = self._server.add_insecure_port(self._address)
+        else:
+            self.port = self._server.add_secure_port(self._address, self._credentials(self._tls))
         await self._server.start()
+
+    @staticmethod
+    def _credentials(tls: TlsSettings) -> grpc.ServerCredentials:
+        tls.server_context()  # the files are checked as for the native edge (a ValueError naming the setting)
+        root = tls.read("client_ca_file") if tls.mutual else None
+        return grpc.ssl_server_credentials([(tls.read("key_file"), tls.read("cert_file"))],
+                                           root_certificates=root, require_client_auth=root is not None)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         if self._native is not None:

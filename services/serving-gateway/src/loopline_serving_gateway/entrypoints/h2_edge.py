@@ -30,8 +30,15 @@ counters the frames bump, so nothing is re-armed per frame; a flood budget for f
 make no progress (PING, SETTINGS, WINDOW_UPDATE, empty frames, ...) that grows with the
 streams opened; rapid-reset and "MadeYouReset" cut-offs; bounded request bytes per connection.
 
-Not here (the grpc.aio edge has them): TLS, server-initiated keepalive pings and grpc's
-client ping-rate policy, BDP-probing window growth (our windows are fixed and large).
+TLS (``NativeGrpcServer(tls=...)``, a server-side ``ssl.SSLContext`` that offers ALPN ``h2``):
+asyncio's (or uvloop's) TLS transport under the same Protocol, so every limit above holds as in
+plaintext; a client that does not finish the TLS handshake within ``handshake_timeout_s`` is
+closed (``ssl_handshake_timeout``), then the HTTP/2 preface gets its own ``handshake_timeout_s``.
+A client that negotiates no ALPN protocol is served if it speaks HTTP/2 and otherwise refused
+like any bad preface (GOAWAY(PROTOCOL_ERROR), then closed). Without ``tls`` nothing changes.
+
+Not here (the grpc.aio edge has them): server-initiated keepalive pings and grpc's client
+ping-rate policy, BDP-probing window growth (our windows are fixed and large).
 
 Frame and gRPC wire constants and the encoders of our header blocks are in ``h2_wire``; the
 request head, the handler's context and the ``Limits`` in ``h2_call``.
@@ -43,6 +50,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -1094,8 +1102,11 @@ class NativeGrpcServer:
     """Listens (SO_REUSEPORT), serves the generic handlers, drains with GOAWAY on stop."""
 
     def __init__(self, handlers: Sequence[grpc.GenericRpcHandler], host: str, port: int,
-                 max_message_bytes: int, *, limits: Limits | None = None, reuse_port: bool = True) -> None:
+                 max_message_bytes: int, *, limits: Limits | None = None, reuse_port: bool = True,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._handlers = tuple(handlers)
+        #: Server-side TLS context (None: plaintext); it should offer ALPN "h2".
+        self.tls = tls
         self._host = host
         self.port = port
         self.limits = limits or Limits(max_message_bytes)
@@ -1128,8 +1139,14 @@ class NativeGrpcServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         host = None if self._host in ("", "0.0.0.0", "[::]", "::") else self._host
+        # Over TLS, H2Connection.connection_made (and its preface timer) comes after the TLS
+        # handshake, so that handshake has a timeout of its own: a client that connects and never
+        # completes it is dropped like one that never sends the preface. Closing waits for the
+        # client's close_notify as long as a plaintext close lingers (2 s), not asyncio's 30 s.
+        tls = {} if self.tls is None else {
+            "ssl": self.tls, "ssl_handshake_timeout": self.limits.handshake_timeout_s, "ssl_shutdown_timeout": 2.0}
         self._server = await loop.create_server(lambda: H2Connection(self), host, self.port,
-                                                reuse_port=self._reuse_port, backlog=1024)
+                                                reuse_port=self._reuse_port, backlog=1024, **tls)
         self.port = self._server.sockets[0].getsockname()[1]
         self._sweeper = loop.call_later(self.sweep_s, self._sweep)
 
