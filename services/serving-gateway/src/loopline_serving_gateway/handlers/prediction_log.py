@@ -1,8 +1,8 @@
 """The prediction log: every served prediction becomes PredictionLogged, off the request path.
 
 The request path only appends a reference to the request and response (no copy,
-no encoding). Right after the answer is written they are turned into events, a
-short turn at a time, and a background loop sends them in batches. The buffer is bounded in events: when Kafka is down it fills, further
+no encoding). A background loop turns them into events and sends them in
+batches. The buffer is bounded in events: when Kafka is down it fills, further
 predictions are dropped and counted, and the loop keeps retrying the batch in
 hand with the same event ids (consumers drop repeats), so it catches up when
 Kafka returns. At shutdown it flushes within the grace period; what Kafka has
@@ -130,14 +130,6 @@ def events_of(entry: Served) -> list[Outgoing]:
 
 
 class PredictionLog:
-    """Entries are turned into events soon after they are recorded, a turn at a time
-    (``_build_ahead``, scheduled with ``call_soon`` by ``record``): right after the
-    answer is written, while the request's data is still in the CPU's caches and while
-    the gateway waits for the client's next request or Triton's next answer, rather
-    than in one burst per flush that delays every request arriving meanwhile (their
-    p99). The flush then sends what is built and builds what is left (after a burst
-    of requests, say) in turns of its own."""
-
     def __init__(self, sender: BatchSender, settings: PredictionLogSettings, *,
                  on_drop: Callable[[int], None] = lambda n: None,
                  on_sent: Callable[[int], None] = lambda n: None) -> None:
@@ -145,11 +137,9 @@ class PredictionLog:
         self._settings = settings
         self._on_drop = on_drop
         self._on_sent = on_sent
-        self._entries: deque[Served] = deque()  # recorded, not built yet (oldest first)
-        self._ready: list[Outgoing] = []  # built from older entries, not taken for sending yet
-        self._in_hand: list[Outgoing] = []  # taken for sending, not yet acknowledged by Kafka
-        self._buffered = 0  # rows of _entries plus events of _ready
-        self._ahead = False  # a _build_ahead is scheduled
+        self._entries: deque[Served] = deque()
+        self._in_hand: list[Outgoing] = []  # taken from the buffer, not yet acknowledged by Kafka
+        self._buffered = 0
         self.dropped = 0
         self.sent = 0
 
@@ -164,46 +154,26 @@ class PredictionLog:
             return
         self._entries.append(entry)
         self._buffered += entry.rows
-        if not self._ahead:
-            try:
-                asyncio.get_running_loop().call_soon(self._build_ahead)
-            except RuntimeError:  # no loop running (a test): the flush builds it
-                return
-            self._ahead = True
-
-    def _build_turn(self, limit: int) -> None:
-        """Builds the oldest entries into ``_ready`` for one turn (or until it holds ``limit``
-        events). Synchronous: an entry leaves ``_entries`` in the same step as its events join
-        ``_ready``, so a cancel between turns loses nothing."""
-        entries, ready = self._entries, self._ready
-        turns = Turns()
-        while entries and len(ready) < limit:
-            ready.extend(events_of(entries.popleft()))
-            if turns.over():
-                return
-
-    def _build_ahead(self) -> None:
-        self._ahead = False
-        self._build_turn(self._settings.buffer_events)
-        if self._entries:  # the turn ran out: the rest after what else the loop has to do
-            asyncio.get_running_loop().call_soon(self._build_ahead)
-            self._ahead = True
 
     async def _build(self) -> list[Outgoing]:
-        """The events of the oldest entries, at most ``batch_events``: what ``_build_ahead`` has
-        built, and what is left built in turns (``loopline_core.turns``) with the event loop let
-        through in between; a batch of a busy gateway is a few milliseconds of encoding, which in
-        one go would hold up every request in flight. Events leave the buffer only when taken
-        here, so a cancel at shutdown loses none."""
+        """The events of the oldest entries (up to ``batch_events``), built in short turns with the
+        event loop let through in between (``loopline_core.turns``): a 100 ms batch of a busy gateway
+        is a few milliseconds of encoding, which in one go would hold up every request in flight
+        (their p99). Entries leave the buffer only once built, so a cancel at shutdown loses none."""
+        entries, outgoing, built, rows = self._entries, [], 0, 0
         limit = self._settings.batch_events
-        while self._entries and len(self._ready) < limit:
-            self._build_turn(limit)
-            if self._entries and len(self._ready) < limit:
-                await asyncio.sleep(0)
-        batch = self._ready[:limit]
-        del self._ready[:len(batch)]
-        self._buffered -= len(batch)
-        return batch
+        turns = Turns()
+        while built < len(entries) and rows < limit:
+            entry = entries[built]
+            outgoing.extend(events_of(entry))
+            rows += entry.rows
+            built += 1
+            if turns.over():
+                await turns.next()
+        for _ in range(built):
+            entries.popleft()
+        self._buffered -= rows
+        return outgoing
 
     async def _send(self, batch: list[Outgoing]) -> None:
         # Kept until Kafka acknowledges it: a send cancelled at shutdown is
@@ -224,7 +194,7 @@ class PredictionLog:
     async def flush(self) -> None:
         if self._in_hand:
             await self._send(self._in_hand)
-        while self._entries or self._ready:
+        while self._entries:
             await self._send(await self._build())
 
     def abandon(self) -> int:
@@ -233,7 +203,6 @@ class PredictionLog:
         lost = len(self._in_hand) + self._buffered
         self._in_hand = []
         self._entries.clear()
-        self._ready = []
         self._buffered = 0
         if lost:
             self.dropped += lost
@@ -246,5 +215,5 @@ class PredictionLog:
         while True:
             if self._buffered < self._settings.batch_events:
                 await asyncio.sleep(interval)
-            if self._entries or self._ready:
+            if self._entries:
                 await self._send(await self._build())
