@@ -54,22 +54,16 @@ async def test_send_batch_keeps_order_per_key(producer_on) -> None:
     assert [PredictionLogged.FromString(r.value).latency_us for r in records] == [0, 1, 2, 3, 4]
 
 
-async def test_a_large_batch_lets_the_event_loop_through_by_time_and_keeps_its_order(
-        producer_on, loop_turns, monkeypatch) -> None:
-    from loopline_core import turns
+async def test_a_large_batch_lets_the_event_loop_through_and_keeps_its_order(producer_on, loop_turns) -> None:
+    from loopline_core.kafka.producer import YIELD_EVERY
 
     producer, broker = producer_on
-    items = [Outgoing("p-1", PredictionLogged(latency_us=n)) for n in range(300)]
-    monkeypatch.setattr(turns, "TURN_S", 60.0)  # a turn longer than the batch: no pause on the way
     before = loop_turns.count
+    items = [Outgoing("p-1", PredictionLogged(latency_us=n)) for n in range(YIELD_EVERY * 3)]
     await producer.send_batch(PREDICTIONS, items)
-    assert loop_turns.count - before <= 2  # the in-memory driver never yields on its own; gather once
-    monkeypatch.setattr(turns, "TURN_S", 0.0)  # every record uses up its turn
-    before = loop_turns.count
-    await producer.send_batch(PREDICTIONS, items)
-    assert loop_turns.count - before >= 300
+    assert loop_turns.count - before >= 3  # the in-memory driver never yields on its own
     assert [PredictionLogged.FromString(r.value).latency_us for r in broker.records(PREDICTIONS)] == list(
-        range(300)) * 2
+        range(YIELD_EVERY * 3))
 
 
 async def test_each_record_carries_the_context_of_its_send_span(producer_on, spans) -> None:
