@@ -1,4 +1,4 @@
-"""A small raw HTTP/2 client for the native edge's tests (test_gateway_h2_*.py): frames built with
+"""A small raw HTTP/2 client for the native edge's tests (test_gateway_h2_*.py, test_gateway_tls.py): frames built with
 h2_wire's ``frame``, header blocks with the ``hpack`` package, frames read one by one (and
 recorded), and the waits the tests need (a stream's answer, a GOAWAY, a RST_STREAM, a PING
 round trip)."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from typing import Any
 
 import hpack
 
@@ -15,6 +16,19 @@ from loopline_serving_gateway.entrypoints import h2_wire as wire
 MAX = (1 << 31) - 1
 
 Frame = tuple[int, int, int, bytes]  # type, flags, stream id, payload
+
+
+async def gone(server: Any, connection: Any, within: float = 3.0) -> None:
+    """The connection left the native server and holds no stream, byte or queued answer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while connection in server.connections and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    assert connection not in server.connections
+    assert connection._streams == {} and connection._blocked == []
+    assert connection._held == 0
+    transport = connection._transport
+    assert transport is not None and transport.get_write_buffer_size() == 0
 
 
 def u32(value: int) -> bytes:

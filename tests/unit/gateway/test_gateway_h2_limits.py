@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import grpc
 import hpack
 import pytest
-from h2_raw import MAX, Raw, message, u32
+from h2_raw import MAX, Raw, gone, message, u32
 
 from loopline_serving_gateway.entrypoints import h2_edge as h2
 from loopline_serving_gateway.entrypoints.grpc_v2 import InferenceServer
@@ -76,19 +76,6 @@ async def _open(server: NativeGrpcServer, settings: bytes = b"") -> tuple[Raw, h
     return raw, connection
 
 
-async def _gone(server: NativeGrpcServer, connection: h2.H2Connection, within: float = 3.0) -> None:
-    """The connection left the server and holds no stream, byte or queued answer."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while connection in server.connections and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    assert connection not in server.connections
-    assert connection._streams == {} and connection._blocked == []
-    assert connection._held == 0
-    transport = connection._transport
-    assert transport is not None and transport.get_write_buffer_size() == 0
-
-
 async def _serves(server: NativeGrpcServer) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         assert await channel.unary_unary("/test.Edge/Echo")(b"still here", timeout=5) == b"still here"
@@ -105,7 +92,7 @@ async def test_an_idle_connection_gets_goaway_no_error_then_fin(serve: Callable[
     assert code == h2.NO_ERROR and b"idle" in debug
     assert loop.time() - quiet_from >= 0.3
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
 
 
 async def test_a_grpcio_channel_reconnects_after_its_idle_connection_was_closed(
@@ -115,7 +102,7 @@ async def test_a_grpcio_channel_reconnects_after_its_idle_connection_was_closed(
         echo = channel.unary_unary("/test.Edge/Echo")
         assert await echo(b"first", timeout=5) == b"first"
         (connection,) = server.connections
-        await _gone(server, connection)
+        await gone(server, connection)
         assert await echo(b"second", timeout=5) == b"second"  # a new connection, no error
 
 
@@ -140,7 +127,7 @@ async def test_a_request_that_never_finishes_arriving_is_answered_and_reset(serv
     code, debug = await raw.until_goaway()  # and, with nothing open, idles out
     assert code == h2.NO_ERROR and b"idle" in debug
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
 
 
 async def test_a_slow_request_that_completes_in_time_is_served(serve: Callable[..., object]) -> None:
@@ -170,7 +157,7 @@ async def test_open_streams_and_incoming_frames_keep_a_connection_from_idling(se
     code, _ = await raw.until_goaway()
     assert code == h2.NO_ERROR
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
 
 
 # --- write-stall timeout -----------------------------------------------------------------------
@@ -191,7 +178,7 @@ async def test_a_client_that_keeps_its_windows_shut_is_cut_off_and_its_calls_can
     assert code == h2.NO_ERROR and b"not read" in debug
     assert loop.time() - stalled_from >= 0.3
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
     await asyncio.sleep(0)
     assert state.cancelled == 1, "the handler of the other stream runs on"
     await _serves(server)
@@ -228,7 +215,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_what_was_queued_for_it
     paused_at = loop.time()
     transport = connection._transport
     assert transport is not None and transport.get_write_buffer_size() > 1 << 20
-    await _gone(server, connection)  # then its write buffer is empty: freed
+    await gone(server, connection)  # then its write buffer is empty: freed
     assert loop.time() - paused_at >= 0.3
     await asyncio.sleep(0)
     assert state.started == 1 and state.cancelled == 1
@@ -277,7 +264,7 @@ async def test_a_client_that_reads_under_the_minimum_rate_is_cut_off(serve: Call
     assert code == h2.NO_ERROR and b"under the minimum of 10000 bytes/s" in debug, debug
     assert loop.time() - started >= 0.3
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
     await asyncio.sleep(0)
     assert state.cancelled == 1
     await _serves(server)
@@ -336,7 +323,7 @@ async def test_a_flood_of_frames_that_make_no_progress_gets_enhance_your_calm(
     code, debug = await raw.until_goaway()
     assert code == h2.ENHANCE_YOUR_CALM and b"no progress" in debug
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
     await _serves(server)
 
 
@@ -406,7 +393,7 @@ async def test_acks_owed_to_a_client_that_does_not_read_are_bounded(serve: Calla
     code, debug = await raw.until_goaway()
     assert code == h2.ENHANCE_YOUR_CALM and b"ACKs owed" in debug
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
 
 
 # --- settings ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 import uvloop
 from gateway_fakes import FakeTriton, request
-from h2_raw import MAX, Raw, message, u32
+from h2_raw import MAX, Raw, gone, message, u32
 from pydantic import ValidationError
 from tls_certs import Pki, make_pki
 from tritonclient.grpc import service_pb2 as pb
@@ -257,15 +257,6 @@ async def _serves(pki: Pki, server: NativeGrpcServer) -> None:
         assert await channel.unary_unary("/test.Edge/Echo")(b"still here", timeout=5) == b"still here"
 
 
-async def _gone(server: NativeGrpcServer, connection: h2.H2Connection, within: float = 3.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while connection in server.connections and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    assert connection not in server.connections
-    assert connection._streams == {} and connection._blocked == [] and connection._held == 0
-
-
 async def test_the_gateway_edge_offers_h2_and_serves_h2_without_alpn(pki: Pki) -> None:
     server = InferenceServer(_Servicer(), "127.0.0.1", 0, 1 << 20, "native",  # type: ignore[arg-type]
                              tls=_tls(pki))
@@ -329,7 +320,7 @@ async def test_an_idle_tls_connection_gets_goaway_then_close(pki: Pki, serve: Ca
     code, debug = await raw.until_goaway()
     assert code == h2.NO_ERROR and b"idle" in debug
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
 
 
 async def _deaf_tls_client(pki: Pki, server: NativeGrpcServer,
@@ -360,7 +351,7 @@ async def test_a_closed_tls_connection_waits_for_the_client_no_longer_than_plain
     started = loop.time()
     while not connection._closing:
         await asyncio.sleep(0.01)
-    await _gone(server, connection, within=5.0)
+    await gone(server, connection, within=5.0)
     assert 2.0 <= loop.time() - started < 4.0
     sock.close()
 
@@ -377,7 +368,7 @@ async def test_a_tls_client_that_keeps_its_windows_shut_is_cut_off(pki: Pki, ser
     code, debug = await raw.until_goaway()
     assert code == h2.NO_ERROR and b"not read" in debug
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
     await _serves(pki, server)
 
 
@@ -402,7 +393,7 @@ async def test_a_tls_client_that_stops_reading_is_cut_off_and_its_answers_freed(
     while not connection._write_paused and loop.time() < deadline:
         await asyncio.sleep(0.005)
     assert connection._write_paused, "the TLS transport never asked us to stop writing"
-    await _gone(server, connection)
+    await gone(server, connection)
     transport = connection._transport
     assert transport is not None and transport.get_write_buffer_size() == 0
     raw.writer.transport.abort()
@@ -418,7 +409,7 @@ async def test_a_frame_flood_over_tls_gets_enhance_your_calm(pki: Pki, serve: Ca
     code, debug = await raw.until_goaway()
     assert code == h2.ENHANCE_YOUR_CALM and b"no progress" in debug
     raw.close()
-    await _gone(server, connection)
+    await gone(server, connection)
     await _serves(pki, server)
 
 
@@ -454,7 +445,7 @@ def test_the_native_edge_over_mutual_tls_on_uvloop(pki: Pki) -> None:
             assert await loop.run_in_executor(None, echo, "good") == b"on uvloop"
             sock, connection = await _deaf_tls_client(pki, server, "good")  # idle, then our close_notify goes unanswered
             started = loop.time()
-            await _gone(server, connection, within=8.0)
+            await gone(server, connection, within=8.0)
             assert loop.time() - started < 6.0
             sock.close()
         finally:
