@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from loopline_core.settings import ServiceSettings
 
+from loopline_serving_gateway import tls_files
+
 
 class Limits(BaseModel):
     """What one inference request may carry; anything larger is refused with a clear error."""
@@ -38,13 +40,6 @@ class GrpcEdgeSettings(BaseModel):
     #: A call whose request has not fully arrived this long after it began: DEADLINE_EXCEEDED and
     #: a reset (a client cannot keep streams, and so its connection, open by sending nothing).
     request_timeout_s: float = Field(default=30.0, gt=0)
-
-
-_TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-
-
-def _no_passphrase() -> str:
-    raise ValueError("it is encrypted; the gateway needs a private key without a passphrase")
 
 
 class TlsSettings(BaseModel):
@@ -91,51 +86,15 @@ class TlsSettings(BaseModel):
 
     @property
     def minimum_version(self) -> ssl.TLSVersion:
-        return _TLS_VERSIONS[self.min_version]
+        return tls_files.VERSIONS[self.min_version]
 
     def read(self, name: Literal["cert_file", "key_file", "client_ca_file"]) -> bytes:
         """One of the files' bytes; an OSError is a ValueError that names the setting."""
-        path = getattr(self, name)
-        try:
-            return Path(path).read_bytes()
-        except OSError as exc:
-            raise ValueError(f"tls.{name} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+        return tls_files.read(self, name)
 
     def server_context(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
-        """A server-side context from the files (ALPN ``alpn`` offered); a ValueError names the
-        setting whose file is unreadable, holds no PEM certificate or key, or does not match."""
-        if self.cert_file is None or self.key_file is None:
-            raise ValueError("TLS is off: tls.cert_file and tls.key_file are not set")
-        for name in ("cert_file", "key_file", "client_ca_file"):
-            if getattr(self, name) is not None:
-                self.read(name)  # type: ignore[arg-type]  # readable, or named
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = self.minimum_version
-        try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(self.cert_file))
-        except ssl.SSLError as exc:
-            raise ValueError(f"tls.cert_file {str(self.cert_file)!r} holds no PEM certificate ({exc.reason or exc})"
-                             ) from None
-        try:
-            context.load_cert_chain(self.cert_file, self.key_file, password=_no_passphrase)
-        except ValueError as exc:
-            raise ValueError(f"tls.key_file {str(self.key_file)!r}: {exc}") from None
-        except ssl.SSLError as exc:
-            if exc.reason == "KEY_VALUES_MISMATCH":
-                raise ValueError(f"tls.key_file {str(self.key_file)!r} is not the private key of the certificate in "
-                                 f"tls.cert_file {str(self.cert_file)!r}") from None
-            raise ValueError(f"tls.key_file {str(self.key_file)!r} holds no PEM private key ({exc.reason or exc})"
-                             ) from None
-        if self.client_ca_file is not None:
-            try:
-                context.load_verify_locations(cafile=str(self.client_ca_file))
-            except ssl.SSLError as exc:
-                raise ValueError(f"tls.client_ca_file {str(self.client_ca_file)!r} holds no PEM certificate "
-                                 f"({exc.reason or exc})") from None
-            context.verify_mode = ssl.CERT_REQUIRED
-        if alpn:
-            context.set_alpn_protocols(list(alpn))
-        return context
+        """A server-side context from the files (ALPN ``alpn`` offered); see ``tls_files.server_context``."""
+        return tls_files.server_context(self, alpn)
 
 
 class PredictionLogSettings(BaseModel):
