@@ -102,13 +102,6 @@ def test_an_event_larger_than_the_limit_goes_alone(monkeypatch) -> None:  # noqa
     assert all(len(o.message.decoded().predictions) == 1 for o in out)
 
 
-def test_lengths_are_written_as_protobuf_varints() -> None:
-    from google.protobuf.internal.encoder import _VarintBytes
-
-    for n in [*range(0, 300), 16383, 16384, 2**21 - 1, 2**21, 2**28 + 5]:
-        assert route._varint(n) == _VarintBytes(n)
-
-
 def test_a_header_list_seen_before_decodes_as_the_first_did() -> None:
     types = EventTypes(epb.PredictionLogged)
     moment = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)

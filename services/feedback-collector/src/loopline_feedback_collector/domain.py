@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from loopline.events.v1 import predictions_pb2
 from loopline_core.errors import InvalidArgument
 from loopline_core.kafka.cloudevents import derive_event_id
+from loopline_core.kafka.wire import serialized, varint
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 PREDICTION_ID = re.compile(rf"^{_UUID}(/(0|[1-9][0-9]{{0,5}}))?$")
@@ -181,18 +182,6 @@ def macro_f1(pairs: Iterable[tuple[int, int, int]]) -> float:
     return total / len(classes)
 
 
-def _varint(value: int) -> bytes:
-    """A non-negative integer in protobuf's base-128 varint encoding."""
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 _DOUBLE = struct.Struct("<d")
 
 
@@ -206,35 +195,25 @@ class LabeledBytes:
     every record of a batch, so it is encoded once."""
 
     def __init__(self, joined_at: bytes) -> None:
-        self._joined_at = b"\x1a" + _varint(len(joined_at)) + joined_at  # field 3, length-delimited
+        self._joined_at = b"\x1a" + varint(len(joined_at)) + joined_at  # field 3, length-delimited
 
     def record(self, prediction: bytes, feedback: bytes, label_delay_ms: int, correct: bool, error: float,
                revision: int) -> bytes:
         """``label_delay_ms`` and ``revision`` are never negative (``label_delay_ms`` clamps, revisions count up)."""
-        parts = [b"\x0a", _varint(len(prediction)), prediction, b"\x12", _varint(len(feedback)), feedback,
+        parts = [b"\x0a", varint(len(prediction)), prediction, b"\x12", varint(len(feedback)), feedback,
                  self._joined_at]
         if label_delay_ms:
-            parts += (b"\x20", _varint(label_delay_ms))  # field 4, varint
+            parts += (b"\x20", varint(label_delay_ms))  # field 4, varint
         if correct:
             parts.append(b"\x28\x01")  # field 5, varint
         packed = _DOUBLE.pack(error)
         if packed != b"\x00" * 8:  # -0.0 is written, as protobuf writes it
             parts += (b"\x31", packed)  # field 6, 64-bit
         if revision:
-            parts += (b"\x38", _varint(revision))  # field 7, varint
+            parts += (b"\x38", varint(revision))  # field 7, varint
         return b"".join(parts)
 
 
-class SerializedLabeled:
-    """A ``LabeledPrediction`` already serialized (``LabeledBytes``), as an event's message:
-    what ``EventProducer`` uses of a message is its type's descriptor (for ``ce_type``) and
-    ``SerializeToString``, so the record is not built as a message to be serialized again."""
-
-    __slots__ = ("_data",)
-    DESCRIPTOR = predictions_pb2.LabeledPrediction.DESCRIPTOR
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf method's name
-        return self._data
+#: A ``LabeledPrediction`` already serialized (``LabeledBytes``), as an event's message, so the
+#: record is not built as a message to be serialized again.
+SerializedLabeled = serialized(predictions_pb2.LabeledPrediction)

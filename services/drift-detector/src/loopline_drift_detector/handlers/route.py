@@ -24,6 +24,7 @@ from loopline_core.kafka.cloudevents import derive_event_id
 from loopline_core.kafka.handlers import Delivery
 from loopline_core.kafka.producer import EventProducer, Outgoing
 from loopline_core.kafka.topics import DRIFT_INPUTS
+from loopline_core.kafka.wire import serialized, varint
 
 from loopline_drift_detector.handlers.inputs import check_features
 
@@ -85,8 +86,8 @@ def batched(deliveries: Sequence[Delivery]) -> tuple[list[Outgoing], int]:
         cause = first.event.id if len(sources) == 1 else f"{first.event.id}\n{sources[-1].event.id}\n{len(sources)}"
         head = dipb.DriftInputs(model=model, source_topic=first.topic, source_partition=first.partition,
                                 source_offset=first.offset).SerializeToString()
-        parts = _split(head, [_PREDICTION + _varint(len(p)) + p for p in predictions]
-                       + [_LABELED + _varint(len(o)) + o for o in labeled])
+        parts = _split(head, [_PREDICTION + varint(len(p)) + p for p in predictions]
+                       + [_LABELED + varint(len(o)) + o for o in labeled])
         for i, data in enumerate(parts):
             purpose = f"drift-route/{model}" if len(parts) == 1 else f"drift-route/{model}/{i}"
             out.append(Outgoing(model, EncodedDriftInputs(data), subject=model,  # type: ignore[arg-type]
@@ -117,39 +118,8 @@ def _split(head: bytes, fields: list[bytes]) -> list[bytes]:
     return records
 
 
-def _varint(n: int) -> bytes:
-    """A length as protobuf writes it (base 128, least significant group first).
-
-    >>> [_varint(n).hex() for n in (0, 127, 128, 300, 16384)]
-    ['00', '7f', '8001', 'ac02', '808001']
-    """
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-class EncodedDriftInputs:
-    """A ``DriftInputs`` in wire form, as a producer reads a message: its type
-    (``DESCRIPTOR``) and its bytes. ``decoded()`` parses it back."""
-
-    DESCRIPTOR = dipb.DriftInputs.DESCRIPTOR
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def SerializeToString(self) -> bytes:  # noqa: N802 - the protobuf name
-        return self._data
-
-    def ByteSize(self) -> int:  # noqa: N802 - the protobuf name
-        return len(self._data)
-
-    def decoded(self) -> dipb.DriftInputs:
-        return dipb.DriftInputs.FromString(self._data)
+#: A ``DriftInputs`` in wire form, as a producer reads a message (``decoded()`` parses it back).
+EncodedDriftInputs = serialized(dipb.DriftInputs)
 
 
 class Router:
