@@ -25,11 +25,13 @@ class FakeTriton:
         self.loaded: set[str] = set()
         self.broken: set[str] = set()
         self.calls: list[str] = []
+        self.metadata: list[dict[str, str]] = []  # of each infer call (trace context)
         self.load_fails: set[str] = set()
 
     async def infer(self, request: pb.ModelInferRequest, timeout_s: float,
                     metadata: Sequence[tuple[str, str]] | None = None) -> pb.ModelInferResponse:
         self.calls.append(request.model_name)
+        self.metadata.append(dict(metadata or ()))
         if request.model_name in self.broken or request.model_name not in self.loaded:
             raise Unavailable(f"{request.model_name} is not ready")
         rows, features = request.inputs[0].shape

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -30,25 +30,14 @@ from loopline_serving_gateway.settings import GatewaySettings
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-class RecordingTriton(FakeTriton):
-    def __init__(self) -> None:
-        super().__init__()
-        self.metadata: list[dict[str, str]] = []
-
-    async def infer(self, request: pb.ModelInferRequest, timeout_s: float,
-                    metadata: Sequence[tuple[str, str]] | None = None) -> pb.ModelInferResponse:
-        self.metadata.append(dict(metadata or ()))
-        return await super().infer(request, timeout_s, metadata)
-
-
 @pytest.fixture(params=["native", "aio"])
 def edge(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 async def _edge(tracing: Tracing, keys: list[str] | None = None,
-                edge: str = "native") -> tuple[InferenceServer, RecordingTriton]:
-    triton = RecordingTriton()
+                edge: str = "native") -> tuple[InferenceServer, FakeTriton]:
+    triton = FakeTriton()
     table = RoutingTable()
     table.switch(route_for(Deployment("iris", 1, (Split(1, 1.0, Variant.CHAMPION),)), None, None))
     triton.loaded = set(table.referenced())
@@ -67,7 +56,7 @@ def spans() -> InMemorySpanExporter:
 
 @pytest.fixture
 async def stub(spans: InMemorySpanExporter,
-               edge: str) -> AsyncIterator[tuple[pb_grpc.GRPCInferenceServiceStub, RecordingTriton]]:
+               edge: str) -> AsyncIterator[tuple[pb_grpc.GRPCInferenceServiceStub, FakeTriton]]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     server, triton = await _edge(Tracing(True, provider), edge=edge)
@@ -79,7 +68,7 @@ async def stub(spans: InMemorySpanExporter,
 
 
 async def test_model_infer_answers_with_ids_and_two_spans_joined_to_the_caller(
-        stub: tuple[pb_grpc.GRPCInferenceServiceStub, RecordingTriton], spans: InMemorySpanExporter) -> None:
+        stub: tuple[pb_grpc.GRPCInferenceServiceStub, FakeTriton], spans: InMemorySpanExporter) -> None:
     client, triton = stub
     call = client.ModelInfer(request("iris"), metadata=(("traceparent", TRACEPARENT),))
     response = await call
@@ -98,7 +87,7 @@ async def test_model_infer_answers_with_ids_and_two_spans_joined_to_the_caller(
 
 
 async def test_control_methods_are_refused_and_garbage_is_invalid(
-        stub: tuple[pb_grpc.GRPCInferenceServiceStub, RecordingTriton]) -> None:
+        stub: tuple[pb_grpc.GRPCInferenceServiceStub, FakeTriton]) -> None:
     client, _ = stub
     assert "RepositoryModelLoad" in CONTROL and "SystemSharedMemoryRegister" in CONTROL
     with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -145,7 +134,7 @@ async def test_api_keys_are_checked_on_the_grpc_edge(edge: str) -> None:
 
 
 async def test_model_stream_infer_is_refused_without_waiting_for_the_client(
-        stub: tuple[pb_grpc.GRPCInferenceServiceStub, RecordingTriton]) -> None:
+        stub: tuple[pb_grpc.GRPCInferenceServiceStub, FakeTriton]) -> None:
     client, _ = stub
     stream = client.ModelStreamInfer()
     with pytest.raises(grpc.aio.AioRpcError):  # the client never half-closes; the write may lose the race

@@ -1,4 +1,4 @@
-"""The V2 REST routes in a FastAPI app (in-process ASGI) with an in-memory Triton."""
+"""The V2 REST routes (the inference edge in front of the FastAPI app, in-process ASGI) with an in-memory Triton."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from gateway_fakes import FakeTriton
 
 from loopline_serving_gateway.domain.deployments import Deployment, Split, route_for
 from loopline_serving_gateway.domain.routing import RoutingTable, Variant
+from loopline_serving_gateway.entrypoints.rest_infer import RestInferEdge
 from loopline_serving_gateway.entrypoints.rest_v2 import v2_router
 from loopline_serving_gateway.handlers.auth import Gatekeeper
 from loopline_serving_gateway.handlers.inference import Inference
@@ -28,9 +29,9 @@ def _client() -> httpx.AsyncClient:
     triton.loaded = set(table.referenced())
     inference = Inference(table, triton, None, GatewayMetrics(), GatewaySettings(), Counter())
     app = FastAPI()
-    catalog = ModelCatalog(table, triton)
-    app.include_router(v2_router(inference, catalog, Gatekeeper([]), Limits(max_request_bytes=4096)))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    app.include_router(v2_router(ModelCatalog(table, triton)))
+    edge = RestInferEdge(app, inference, Gatekeeper([]), Limits(max_request_bytes=4096))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=edge), base_url="http://gateway")
 
 
 BODY = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [0, 1, 2, 3]}]}

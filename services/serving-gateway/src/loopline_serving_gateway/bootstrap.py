@@ -19,6 +19,7 @@ from loopline_serving_gateway.adapters.triton_http import TritonHttp
 from loopline_serving_gateway.domain.routing import RoutingTable
 from loopline_serving_gateway.entrypoints.events import FromLatest, model_events_consumer
 from loopline_serving_gateway.entrypoints.grpc_v2 import InferenceServer, InferenceServicer
+from loopline_serving_gateway.entrypoints.rest_infer import RestInferEdge
 from loopline_serving_gateway.entrypoints.rest_v2 import v2_router
 from loopline_serving_gateway.handlers.auth import Gatekeeper
 from loopline_serving_gateway.handlers.inference import Inference, TritonInfer
@@ -101,7 +102,8 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     components.append(Component("deployments", first_sync))
     inference = Inference(table, data_plane, prediction_log, metrics, settings, inflight)
     gatekeeper = Gatekeeper(settings.api_keys, settings.rate_limit_per_key)
-    servicer = InferenceServicer(inference, catalog, gatekeeper, settings.trace_requests)
+    tracing = Tracing(settings.trace_requests)
+    servicer = InferenceServicer(inference, catalog, gatekeeper, tracing)
     grpc_server = InferenceServer(servicer, settings.host, settings.grpc_port, settings.limits.max_request_bytes,
                                   settings.grpc_server, settings.grpc_edge, settings.tls)
     components.append(grpc_server.component())
@@ -112,10 +114,10 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     if model_events is not None:
         consumer = model_events_consumer(settings.kafka, reconciler, producer, model_events)
         background.append(Background("model-events", consumer.run))
-    router = v2_router(inference, catalog, gatekeeper, settings.limits, Tracing(settings.trace_requests))
     host = assemble(settings.model_copy(update={"grpc_port": 0}), components=components, background=background,
-                    routers=[router], metrics=metrics.registry)
+                    routers=[v2_router(catalog)], metrics=metrics.registry)
     host.tls = _http_tls(settings)
+    host.front = lambda app: RestInferEdge(app, inference, gatekeeper, settings.limits, tracing)
     return Gateway(host, table, reconciler, prediction_log, metrics, grpc_server, catalog, model_events)
 
 

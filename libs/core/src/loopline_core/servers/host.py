@@ -17,6 +17,7 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -84,6 +85,9 @@ class ServiceHost:
     retry_max_s: float = 5.0
     #: TLS on the HTTP port (None: plaintext, the default).
     tls: HttpTls | None = None
+    #: An ASGI app served in front of ``app`` (it answers what it knows and passes the rest
+    #: on to ``app``); made from ``app`` when the HTTP server starts.
+    front: Callable[[Any], Any] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def request_stop(self) -> None:
@@ -107,7 +111,7 @@ class ServiceHost:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         tls = self.tls
-        config = uvicorn.Config(self.app, host=self.host, port=self.http_port, lifespan="off",
+        config = uvicorn.Config(self.front(self.app) if self.front else self.app, host=self.host, port=self.http_port, lifespan="off",
                                 log_level="warning", access_log=False,
                                 ssl_certfile=tls.certfile if tls else None, ssl_keyfile=tls.keyfile if tls else None,
                                 ssl_ca_certs=tls.ca_certs if tls else None,

@@ -18,8 +18,6 @@ from loopline_core.errors import InvalidArgument
 from loopline_serving_gateway.handlers.tensors import NUMPY, decode_bytes, encode_bytes, params_of, set_param, to_array
 from loopline_serving_gateway.handlers.validation import ITEM_BYTES, elements_of
 
-HEADER_LENGTH = "inference-header-content-length"
-
 
 def _tensor_bytes(spec: dict[str, Any], where: str, binary: memoryview, at: int) -> tuple[bytes, int]:
     datatype, shape = spec["datatype"], spec["shape"]

@@ -235,9 +235,3 @@ class Tracing:
         parent = propagate.extract(carrier) if carrier else None
         span = self._tracer.start(name, parent, SpanKind.SERVER)
         return span, RequestTrace(self._tracer, span)
-
-    def current(self) -> RequestTrace | None:
-        """The trace of the span already current (REST: the one the FastAPI instrumentation opened)."""
-        if self._tracer is None:
-            return None
-        return RequestTrace(self._tracer, trace.get_current_span())
