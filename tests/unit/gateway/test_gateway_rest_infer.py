@@ -76,8 +76,9 @@ async def test_routing_keys_from_the_header_or_the_parameter_are_sticky() -> Non
         for key in ("user-1", "user-2", "user-3"):
             by_header = {(await client.post("/v2/models/iris/infer", json=BODY, headers={"x-routing-key": key})
                           ).headers["x-model-version"] for _ in range(5)}
-            by_parameter = {(await client.post("/v2/models/iris/infer", json=dict(BODY, parameters={"routing_key": key}))
-                             ).headers["x-model-version"] for _ in range(5)}
+            keyed = dict(BODY, parameters={"routing_key": key})
+            by_parameter = {(await client.post("/v2/models/iris/infer", json=keyed)).headers["x-model-version"]
+                            for _ in range(5)}
             assert len(by_header) == 1 and by_header == by_parameter, key
 
 
