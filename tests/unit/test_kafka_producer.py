@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from loopline.events.v1.predictions_pb2 import PredictionLogged
@@ -169,3 +174,88 @@ def test_murmur2_is_kafkas() -> None:
         for _ in range(20):
             data = rng.randbytes(length)
             assert _murmur2_words(data) == _murmur2_aiokafka(data) == murmur2(data) & 0xFFFFFFFF
+
+
+@contextlib.asynccontextmanager
+async def _reports_of_unretrieved_futures() -> AsyncIterator[list[str]]:
+    """What the event loop reports (asyncio logs "Future exception was never retrieved" through it),
+    with a garbage collection at the end so that dropped futures are reported."""
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(str(context.get("message"))))
+    try:
+        yield reported
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+
+
+class _StallingDriver:
+    """aiokafka's batch interface: builders of two records; the first batch is accepted (its
+    acknowledgement a shielded future, as aiokafka's), the second waits for room forever."""
+
+    def __init__(self) -> None:
+        self.acks: list[asyncio.Future[None]] = []
+
+    async def start(self) -> None: ...
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> Any:
+        class Builder:
+            records = 0
+
+            def append(self, **_: object) -> object | None:
+                if self.records == 2:
+                    return None
+                self.records += 1
+                return self
+
+        return Builder()
+
+    async def send_batch(self, builder: object, topic: str, partition: int) -> asyncio.Future[None]:
+        if self.acks:
+            await asyncio.Event().wait()
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return asyncio.shield(self.acks[-1])
+
+
+async def test_acknowledgements_given_up_with_a_cancelled_send_are_not_reported_unretrieved() -> None:
+    async with _reports_of_unretrieved_futures() as reported:
+        driver = _StallingDriver()
+        producer = EventProducer(KafkaSettings(), service="serving-gateway", driver=driver)  # type: ignore[arg-type]
+        await producer.start()
+        items = [Outgoing("p-1", PredictionLogged(prediction_id="p-1", latency_us=n)) for n in range(5)]
+        sending = asyncio.create_task(producer.send_batch(PREDICTIONS, items))
+        while not driver.acks:
+            await asyncio.sleep(0)
+        sending.cancel()  # shutdown gives up on the flush while the driver has the first batch
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        driver.acks[0].set_exception(Unavailable("the producer stopped before Kafka acknowledged this record"))
+        await asyncio.sleep(0)
+        del sending
+    assert reported == []
+
+async def test_batches_failed_when_a_stop_gives_up_are_not_reported_unretrieved() -> None:
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+    from aiokafka.structs import TopicPartition
+
+    from loopline_core.kafka.producer import _abandon
+
+    async with _reports_of_unretrieved_futures() as reported:
+        class Driver:  # what _abandon tears down of an aiokafka producer: its accumulator
+            _message_accumulator = MessageAccumulator(None, 16384, 0, 30)
+
+        accumulator = Driver._message_accumulator
+        for partition in range(3):
+            builder = accumulator.create_builder()
+            builder.append(key=b"k", value=b"v", timestamp=None)
+            await accumulator.add_batch(builder, TopicPartition(PREDICTIONS, partition), 1)
+        accumulator._pop_batch(TopicPartition(PREDICTIONS, 0))  # noqa: SLF001 - one in flight, as the sender takes them
+        await _abandon(Driver(), 0.1)  # type: ignore[arg-type]
+        del Driver, accumulator
+    assert reported == []

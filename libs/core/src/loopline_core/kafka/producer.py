@@ -26,7 +26,7 @@ import logging
 import random
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -77,7 +77,16 @@ async def _abandon(driver: ProducerDriver, timeout: float) -> None:
     sender = getattr(driver, "_sender", None)
     client = getattr(driver, "client", None)
     if accumulator is not None:
+        held = [batch for queue in getattr(accumulator, "_batches", {}).values() for batch in queue]
+        held += list(getattr(accumulator, "_pending_batches", ()))
         accumulator.fail_all(Unavailable("the producer stopped before Kafka acknowledged this record"))
+        # the caller reports the loss once (stop() returns False); the futures of each batch
+        # failed here (its acknowledgement, its drain waiter) are marked retrieved, or asyncio
+        # logs "Future exception was never retrieved" for every one of them
+        for batch in held:
+            for future in (getattr(batch, "future", None), getattr(batch, "_drain_waiter", None)):
+                if future is not None and future.done() and not future.cancelled():
+                    future.exception()
     for what, closing in (("sender", getattr(sender, "close", None)), ("client", getattr(client, "close", None))):
         if closing is None:
             continue
@@ -145,6 +154,20 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
     if key is None:
         return random.choice(available or all_partitions)
     return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
+@contextlib.contextmanager
+def _given_up_on_failure(futures: list[asyncio.Future[Any]]) -> Iterator[None]:
+    """When a send fails or is cancelled, the acknowledgements already asked for are given up
+    (cancelled): nobody waits for them any more, so when the driver later fails them (Kafka down
+    at shutdown) asyncio does not log "Future exception was never retrieved" for each. The records
+    themselves stay with the driver (a cancelled wait does not withdraw them)."""
+    try:
+        yield
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
 
 
 def kafka_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
@@ -225,20 +248,21 @@ class EventProducer:
         single = len(items) == 1
         with (send_span(topic, events[0].id, items[0].key) if single else send_batch_span(topic, len(items))
               ) as trace_headers:
-            futures = []
+            futures: list[asyncio.Future[Any]] = []
             async with translated_kafka_errors(f"sending to {topic}"):
                 if getattr(driver, "create_batch", None) is not None and not single:
                     await self._send_built(driver, topic, items, events, trace_headers)
                     return [event.id for event in events]
-                for index, (item, event) in enumerate(zip(items, events, strict=True), 1):
-                    value, headers = encode(event)
-                    headers += trace_headers
-                    futures.append(await driver.send(topic, value=value, key=item.key.encode(), headers=headers))
-                    if index % YIELD_EVERY == 0:
-                        # the driver only yields when its buffer is full: let the loop through now
-                        # and then, so a large batch does not hold up what else runs on it
-                        await asyncio.sleep(0)
-                await asyncio.gather(*futures)
+                with _given_up_on_failure(futures):
+                    for index, (item, event) in enumerate(zip(items, events, strict=True), 1):
+                        value, headers = encode(event)
+                        headers += trace_headers
+                        futures.append(await driver.send(topic, value=value, key=item.key.encode(), headers=headers))
+                        if index % YIELD_EVERY == 0:
+                            # the driver only yields when its buffer is full: let the loop through now
+                            # and then, so a large batch does not hold up what else runs on it
+                            await asyncio.sleep(0)
+                    await asyncio.gather(*futures)
         return [event.id for event in events]
 
     async def _send_built(self, driver: Any, topic: str, items: list[Outgoing], events: list[Any],
@@ -252,29 +276,30 @@ class EventProducer:
         partitions = list(await driver.partitions_for(topic))
         limit = getattr(driver, "_max_request_size", 1 << 20)
         builders: dict[int, Any] = {}
-        futures = []
-        for index, (item, event) in enumerate(zip(items, events, strict=True), 1):
-            value, headers = encode(event)
-            headers += trace_headers
-            key = item.key.encode()
-            if len(value) + len(key) > limit - 65536 and (
-                    DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > limit):
-                # what send() refuses for a record (the records before it may have gone, as with send())
-                raise MessageSizeTooLargeError(f"the event {event.id} is larger than the producer's "
-                                               f"max_request_size ({limit} bytes)")
-            partition = key_partitioner(key, partitions, partitions)
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = driver.create_batch()
-            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+        futures: list[asyncio.Future[Any]] = []
+        with _given_up_on_failure(futures):
+            for index, (item, event) in enumerate(zip(items, events, strict=True), 1):
+                value, headers = encode(event)
+                headers += trace_headers
+                key = item.key.encode()
+                if len(value) + len(key) > limit - 65536 and (
+                        DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > limit):
+                    # what send() refuses for a record (the records before it may have gone, as with send())
+                    raise MessageSizeTooLargeError(f"the event {event.id} is larger than the producer's "
+                                                   f"max_request_size ({limit} bytes)")
+                partition = key_partitioner(key, partitions, partitions)
+                builder = builders.get(partition)
+                if builder is None:
+                    builder = builders[partition] = driver.create_batch()
+                if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    futures.append(await driver.send_batch(builder, topic, partition=partition))
+                    builder = builders[partition] = driver.create_batch()
+                    builder.append(key=key, value=value, timestamp=None, headers=headers)
+                if index % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            for partition, builder in builders.items():
                 futures.append(await driver.send_batch(builder, topic, partition=partition))
-                builder = builders[partition] = driver.create_batch()
-                builder.append(key=key, value=value, timestamp=None, headers=headers)
-            if index % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-        for partition, builder in builders.items():
-            futures.append(await driver.send_batch(builder, topic, partition=partition))
-        await asyncio.gather(*futures)
+            await asyncio.gather(*futures)
 
     async def send_record(self, topic: str, *, key: bytes | None, value: bytes | None,
                           headers: Sequence[tuple[str, bytes]]) -> None:
