@@ -1,7 +1,7 @@
 """Throwaway PKI for the TLS tests (``cryptography``): a CA, a server certificate for
 localhost/127.0.0.1 signed by it, a client certificate signed by it, and a second CA with a
-client certificate of its own (which the first CA's mutual TLS must refuse). PEM files in a
-directory; EC P-256 keys (fast to make)."""
+client certificate of its own (which the first CA's mutual TLS must refuse), and a renewed server
+certificate (what a rotation puts in place). PEM files in a directory; EC P-256 keys (fast to make)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ class Pki:
     other_client_key: Path
     stray_key: Path      #: a key that belongs to no certificate here
     encrypted_key: Path  #: ``server_key`` under a passphrase
+    renewed_cert: Path   #: localhost / 127.0.0.1 / ::1 again, signed by ``ca``, with a key of its own
+    renewed_key: Path
 
     def read(self, name: str) -> bytes:
         return Path(getattr(self, name)).read_bytes()
@@ -90,8 +92,9 @@ def make_pki(directory: Path) -> Pki:
     ca_key, other_ca_key = _key(), _key()
     ca = _certificate("Loopline test CA", ca_key, None, ca_key, ca=True)
     other_ca = _certificate("Another test CA", other_ca_key, None, other_ca_key, ca=True)
-    server_key, client_key, other_client_key = _key(), _key(), _key()
+    server_key, client_key, other_client_key, renewed_key = _key(), _key(), _key(), _key()
     server = _certificate("localhost", server_key, ca, ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    renewed = _certificate("localhost", renewed_key, ca, ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH)
     client = _certificate("loopline-client", client_key, ca, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
     other_client = _certificate("stranger", other_client_key, other_ca, other_ca_key,
                                 usage=ExtendedKeyUsageOID.CLIENT_AUTH)
@@ -107,4 +110,6 @@ def make_pki(directory: Path) -> Pki:
         stray_key=_write_key(directory / "stray.key", _key()),
         encrypted_key=_write_key(directory / "server-encrypted.key", server_key,
                                  serialization.BestAvailableEncryption(b"secret")),
+        renewed_cert=_write_cert(directory / "renewed.pem", renewed),
+        renewed_key=_write_key(directory / "renewed.key", renewed_key),
     )

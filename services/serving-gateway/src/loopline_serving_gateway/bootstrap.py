@@ -29,6 +29,7 @@ from loopline_serving_gateway.handlers.reconciler import Reconciler
 from loopline_serving_gateway.handlers.tracing import Tracing
 from loopline_serving_gateway.metrics import GatewayMetrics
 from loopline_serving_gateway.settings import GatewaySettings
+from loopline_serving_gateway.tls_reload import TlsReloader
 
 log = logging.getLogger(__name__)
 #: What the producer gets to close even when the flush used up the grace period.
@@ -47,6 +48,8 @@ class Gateway:
     grpc_server: InferenceServer
     catalog: ModelCatalog
     model_events: FromLatest | None
+    #: Follows renewals of the TLS files (None: TLS off, or tls.reload_interval_s=0).
+    tls_reloader: TlsReloader | None = None
 
     async def run(self) -> int:
         return await self.host.run()
@@ -104,10 +107,13 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     gatekeeper = Gatekeeper(settings.api_keys, settings.rate_limit_per_key)
     tracing = Tracing(settings.trace_requests)
     servicer = InferenceServicer(inference, catalog, gatekeeper, tracing)
+    reloader = TlsReloader(settings.tls) if settings.tls.enabled and settings.tls.reload_interval_s > 0 else None
     grpc_server = InferenceServer(servicer, settings.host, settings.grpc_port, settings.limits.max_request_bytes,
-                                  settings.grpc_server, settings.grpc_edge, settings.tls)
+                                  settings.grpc_server, settings.grpc_edge, settings.tls, reloader)
     components.append(grpc_server.component())
     background = [Background("resync", lambda: reconciler.resync_forever(settings.resync_interval_s))]
+    if reloader is not None:
+        background.append(Background("tls-reload", reloader.run))
     if prediction_log is not None:
         background.append(Background("prediction-log", prediction_log.run))
     model_events = FromLatest(settings.kafka) if consume_events else None
@@ -116,19 +122,20 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
         background.append(Background("model-events", consumer.run))
     host = assemble(settings.model_copy(update={"grpc_port": 0}), components=components, background=background,
                     routers=[v2_router(catalog)], metrics=metrics.registry)
-    host.tls = _http_tls(settings)
+    host.tls = _http_tls(settings, reloader)
     host.front = lambda app: RestInferEdge(app, inference, gatekeeper, settings.limits, tracing)
-    return Gateway(host, table, reconciler, prediction_log, metrics, grpc_server, catalog, model_events)
+    return Gateway(host, table, reconciler, prediction_log, metrics, grpc_server, catalog, model_events, reloader)
 
 
-def _http_tls(settings: GatewaySettings) -> HttpTls | None:
-    """The REST port's TLS: the same files as the gRPC port's (checked when the settings loaded)."""
+def _http_tls(settings: GatewaySettings, reloader: TlsReloader | None) -> HttpTls | None:
+    """The REST port's TLS: the same files as the gRPC port's (checked when the settings loaded),
+    their renewals followed with ``reloader``."""
     tls = settings.tls
     if tls.cert_file is None or tls.key_file is None:
         return None
     return HttpTls(str(tls.cert_file), str(tls.key_file),
                    str(tls.client_ca_file) if tls.client_ca_file is not None else None,
-                   tls.minimum_version)
+                   tls.minimum_version, on_load=reloader.attach if reloader is not None else None)
 
 
 class _LazyRegistry:

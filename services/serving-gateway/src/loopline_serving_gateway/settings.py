@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from loopline_core.settings import ServiceSettings
 
@@ -46,10 +46,11 @@ class TlsSettings(BaseModel):
     """TLS on the gateway's gRPC and REST ports (off unless ``cert_file`` and ``key_file`` are set).
 
     Env: ``LOOPLINE_TLS__CERT_FILE``, ``LOOPLINE_TLS__KEY_FILE``, ``LOOPLINE_TLS__CLIENT_CA_FILE``,
-    ``LOOPLINE_TLS__MIN_VERSION``. The files are read and checked when the settings are loaded
-    (start-up): a missing or unreadable file, a key that does not match the certificate, or a CA
-    file with no certificate is refused with the setting named, never served as plaintext. They
-    are read again when the servers start; a renewed certificate needs a restart.
+    ``LOOPLINE_TLS__MIN_VERSION``, ``LOOPLINE_TLS__RELOAD_INTERVAL_S``. The files are read and
+    checked when the settings are loaded (start-up): a missing or unreadable file, a key that does
+    not match the certificate, or a CA file with no certificate is refused with the setting named,
+    never served as plaintext. They are read again when the servers start, and then watched
+    (``tls_reload``): renewed files are served to new connections without a restart.
     """
 
     #: The server's certificate chain (PEM: its certificate first, then any intermediates).
@@ -61,6 +62,17 @@ class TlsSettings(BaseModel):
     client_ca_file: Path | None = None
     #: The oldest TLS version accepted (1.3 is not available with ``grpc_server=aio``).
     min_version: Literal["1.2", "1.3"] = "1.2"
+    #: How often (seconds) the three files are looked at; changed files, once they are usable
+    #: together, are served to new connections (open ones keep theirs). 0: never (a restart).
+    reload_interval_s: float = Field(default=60.0, allow_inf_nan=False)
+
+    @field_validator("reload_interval_s")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"tls.reload_interval_s={value} is negative: give the seconds between two looks at "
+                             "the certificate files, or 0 to never reload them")
+        return value
 
     @model_validator(mode="after")
     def _files(self) -> TlsSettings:

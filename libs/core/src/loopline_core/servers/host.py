@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,12 +56,18 @@ class HttpTls:
     keyfile: str
     ca_certs: str | None = None
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    #: Given the port's SSL context once made (before the port listens) and the ALPN protocols it
+    #: offers: e.g. to install an ``sni_callback`` that moves new connections onto a context
+    #: made from renewed files.
+    on_load: Callable[[ssl.SSLContext, Sequence[str]], None] | None = None
 
     def load(self, config: uvicorn.Config) -> None:
         """Loads ``config`` (its SSL context among the rest) with this minimum version applied."""
         config.load()
         assert config.ssl is not None
         config.ssl.minimum_version = self.minimum_version
+        if self.on_load is not None:
+            self.on_load(config.ssl, getattr(config.http_protocol_class, "alpn_protocols", None) or ())
 
 
 class _Uvicorn(uvicorn.Server):

@@ -29,6 +29,7 @@ from loopline_serving_gateway.handlers.inference import Inference
 from loopline_serving_gateway.handlers.models import ModelCatalog
 from loopline_serving_gateway.handlers.tracing import Tracing, failed
 from loopline_serving_gateway.settings import GrpcEdgeSettings, TlsSettings
+from loopline_serving_gateway.tls_reload import TlsReloader
 
 SERVICE = "inference.GRPCInferenceService"
 CONTROL = ("CudaSharedMemoryRegister", "CudaSharedMemoryStatus", "CudaSharedMemoryUnregister", "LogSettings",
@@ -143,17 +144,20 @@ class InferenceServer:
     call) or "aio" (grpc.aio). Both serve the same generic handler. ``tls`` (when enabled) puts
     the port behind TLS, with client certificates required when it names a client CA: an
     ``ssl.SSLContext`` offering ALPN h2 on the native edge, ``grpc.ssl_server_credentials`` and
-    ``add_secure_port`` on grpc.aio.
+    ``add_secure_port`` on grpc.aio. With ``reloader`` (``tls_reload``) renewed files reach new
+    connections: the native edge's context switches in the newest one, grpc.aio's dynamic
+    credentials fetch it at the next handshake.
     """
 
     def __init__(self, servicer: InferenceServicer, host: str, port: int, max_bytes: int,
                  edge: str = "native", native_limits: GrpcEdgeSettings | None = None,
-                 tls: TlsSettings | None = None) -> None:
+                 tls: TlsSettings | None = None, reloader: TlsReloader | None = None) -> None:
         if edge not in ("native", "aio"):
             raise ValueError(f"unknown gRPC edge {edge!r} (native or aio)")
         if tls is not None and tls.enabled and edge == "aio" and tls.min_version != "1.2":
             raise ValueError(f"tls.min_version={tls.min_version} is not available with the grpc.aio edge")
         self._tls = tls if tls is not None and tls.enabled else None
+        self._reloader = reloader if self._tls is not None else None
         self._servicer = servicer
         self._host = host
         self._address = f"{host}:{port}"
@@ -167,7 +171,10 @@ class InferenceServer:
     async def start(self) -> None:
         if self.edge == "native":
             limits = Limits(self._max_bytes, **self._native_limits.model_dump())
-            context = self._tls.server_context(alpn=("h2",)) if self._tls is not None else None
+            context = None
+            if self._tls is not None:
+                alpn = ("h2",)
+                context = self._reloader.switching(alpn) if self._reloader else self._tls.server_context(alpn)
             self._native = NativeGrpcServer([self._servicer.handler()], self._host, self.port, self._max_bytes,
                                             limits=limits, tls=context)
             await self._native.start()
@@ -182,15 +189,36 @@ class InferenceServer:
         if self._tls is None:
             self.port = self._server.add_insecure_port(self._address)
         else:
-            self.port = self._server.add_secure_port(self._address, self._credentials(self._tls))
+            self.port = self._server.add_secure_port(self._address, self._credentials(self._tls, self._reloader))
         await self._server.start()
 
     @staticmethod
-    def _credentials(tls: TlsSettings) -> grpc.ServerCredentials:
-        tls.server_context()  # the files are checked as for the native edge (a ValueError naming the setting)
-        root = tls.read("client_ca_file") if tls.mutual else None
-        return grpc.ssl_server_credentials([(tls.read("key_file"), tls.read("cert_file"))],
-                                           root_certificates=root, require_client_auth=root is not None)
+    def _credentials(tls: TlsSettings, reloader: TlsReloader | None) -> grpc.ServerCredentials:
+        def files() -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+            tls.server_context()  # checked as for the native edge (a ValueError naming the setting)
+            return [(tls.read("key_file"), tls.read("cert_file"))], tls.read("client_ca_file") if tls.mutual else None
+
+        pairs, root = files()
+        if reloader is None:
+            return grpc.ssl_server_credentials(pairs, root_certificates=root, require_client_auth=tls.mutual)
+        renewed: list[Any] = []  # a configuration not fetched yet (grpc fetches from its own threads)
+
+        def fetch() -> Any:
+            try:
+                return renewed.pop()
+            except IndexError:
+                return None  # grpc keeps the configuration it has
+
+        def prepare() -> Callable[[], None]:
+            configuration = grpc.ssl_server_certificate_configuration(*files())
+
+            def commit() -> None:
+                renewed[:] = [configuration]  # one step under the GIL, as fetch's pop: the newest wins
+            return commit
+
+        reloader.watch(prepare)
+        return grpc.dynamic_ssl_server_credentials(grpc.ssl_server_certificate_configuration(pairs, root), fetch,
+                                                   require_client_authentication=tls.mutual)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         if self._native is not None:
