@@ -462,3 +462,28 @@ def test_the_native_edge_follows_renewed_files_on_uvloop(files: Files) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(scenario())
+
+
+@pytest.mark.parametrize("edge", ["native", "aio"])
+async def test_a_start_retried_after_a_failure_watches_the_files_once(files: Files, edge: str) -> None:
+    import socket
+
+    taken = socket.socket()  # the port held without SO_REUSEPORT: the first start fails
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    reloader = TlsReloader(files.tls())
+    server = InferenceServer(_Servicer(), "127.0.0.1", port, 1 << 20, edge, tls=files.tls(),  # type: ignore[arg-type]
+                             reloader=reloader)
+    with pytest.raises((OSError, RuntimeError)):
+        await server.start()
+    taken.close()
+    server.port = port
+    await server.start()  # the host retries a failed start
+    try:
+        assert len(reloader._prepares) == 1  # noqa: SLF001 - one watch, not one per attempt
+        files.renew()
+        assert reloader.check()
+        assert await _peer(port, files.pki) == _der(files.pki.renewed_cert)
+    finally:
+        await server.stop(1.0)

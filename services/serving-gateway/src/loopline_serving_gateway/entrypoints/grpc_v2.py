@@ -11,6 +11,7 @@ trace settings, statistics, config, streaming) are refused with PERMISSION_DENIE
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -167,16 +168,21 @@ class InferenceServer:
         self._native_limits = native_limits or GrpcEdgeSettings()
         self._server: grpc.aio.Server | None = None
         self._native: NativeGrpcServer | None = None
+        # TLS: the native edge's context is made at the first start and kept, grpc.aio's renewed
+        # configuration travels through one list; a start retried by the host reuses them and does
+        # not register another watch of the files with the reloader
+        self._tls_context: ssl.SSLContext | None = None
+        self._renewed: list[Any] = []  # a configuration not fetched yet (grpc fetches from its own threads)
+        self._watching = False
 
     async def start(self) -> None:
         if self.edge == "native":
             limits = Limits(self._max_bytes, **self._native_limits.model_dump())
-            context = None
-            if self._tls is not None:
+            if self._tls is not None and self._tls_context is None:
                 alpn = ("h2",)
-                context = self._reloader.switching(alpn) if self._reloader else self._tls.server_context(alpn)
+                self._tls_context = self._reloader.switching(alpn) if self._reloader else self._tls.server_context(alpn)
             self._native = NativeGrpcServer([self._servicer.handler()], self._host, self.port, self._max_bytes,
-                                            limits=limits, tls=context)
+                                            limits=limits, tls=self._tls_context)
             await self._native.start()
             self.port = self._native.port
             return
@@ -192,8 +198,7 @@ class InferenceServer:
             self.port = self._server.add_secure_port(self._address, self._credentials(self._tls, self._reloader))
         await self._server.start()
 
-    @staticmethod
-    def _credentials(tls: TlsSettings, reloader: TlsReloader | None) -> grpc.ServerCredentials:
+    def _credentials(self, tls: TlsSettings, reloader: TlsReloader | None) -> grpc.ServerCredentials:
         def files() -> tuple[list[tuple[bytes, bytes]], bytes | None]:
             tls.server_context()  # checked as for the native edge (a ValueError naming the setting)
             return [(tls.read("key_file"), tls.read("cert_file"))], tls.read("client_ca_file") if tls.mutual else None
@@ -201,7 +206,7 @@ class InferenceServer:
         pairs, root = files()
         if reloader is None:
             return grpc.ssl_server_credentials(pairs, root_certificates=root, require_client_auth=tls.mutual)
-        renewed: list[Any] = []  # a configuration not fetched yet (grpc fetches from its own threads)
+        renewed = self._renewed
 
         def fetch() -> Any:
             try:
@@ -216,7 +221,9 @@ class InferenceServer:
                 renewed[:] = [configuration]  # one step under the GIL, as fetch's pop: the newest wins
             return commit
 
-        reloader.watch(prepare)
+        if not self._watching:
+            reloader.watch(prepare)
+            self._watching = True
         return grpc.dynamic_ssl_server_credentials(grpc.ssl_server_certificate_configuration(pairs, root), fetch,
                                                    require_client_authentication=tls.mutual)
 
