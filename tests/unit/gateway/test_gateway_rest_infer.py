@@ -116,7 +116,9 @@ async def test_the_request_is_one_server_span_with_the_triton_call_under_it() ->
     assert (client_span.name, client_span.kind) == ("triton ModelInfer", SpanKind.CLIENT)
     assert client_span.parent == server.get_span_context()
     assert stack.triton.metadata[0]["traceparent"].split("-")[2] == f"{client_span.get_span_context().span_id:016x}"
-    assert dict(server.attributes or {}) == {"http.response.status_code": 200,
+    assert dict(server.attributes or {}) == {"http.request.method": "POST",
+                                             "http.route": "/v2/models/{name}/versions/{version}/infer",
+                                             "http.response.status_code": 200,
                                              "loopline.prediction_id": reply.headers["x-prediction-id"],
                                              "loopline.model_version": 1}
     assert failed_server.name == "POST /v2/models/{name}/infer" and failed_server.parent is None

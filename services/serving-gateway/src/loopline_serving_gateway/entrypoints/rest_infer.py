@@ -39,7 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
-_SPANS = ("POST /v2/models/{name}/infer", "POST /v2/models/{name}/versions/{version}/infer")
+_ROUTES = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
 _JSON, _BINARY = b"application/json", b"application/octet-stream"
 
 
@@ -85,8 +85,10 @@ class RestInferEdge:
                 if carrier is None:
                     carrier = {}
                 carrier[header.decode("latin-1")] = value.decode("latin-1")
-        opened = self._tracing.server(_SPANS[1] if version else _SPANS[0], carrier)
+        route = _ROUTES[1] if version else _ROUTES[0]
+        opened = self._tracing.server(f"POST {route}", carrier)
         span = opened[0] if opened is not None else None
+        status = 0  # none sent
         try:
             try:
                 self._gate.admit(authorization)
@@ -100,7 +102,6 @@ class RestInferEdge:
                 status = status_for(exc)
                 if span is not None:
                     failed(span, exc)
-                    span.set_attribute("http.response.status_code", status)
                 extra = ((b"retry-after", b"1"),) if exc.retryable else ()
                 await _respond(send, status, json.dumps({"error": str(exc)}).encode(), _JSON, extra)
                 return
@@ -112,8 +113,9 @@ class RestInferEdge:
             if binary_header is not None:
                 headers += ((b"inference-header-content-length", b"%d" % binary_header),)
             if span is not None and span.is_recording():
-                span.set_attributes({"http.response.status_code": 200, "loopline.prediction_id": answer.prediction_id,
+                span.set_attributes({"loopline.prediction_id": answer.prediction_id,
                                      "loopline.model_version": answer.version})
+            status = 200
             await _respond(send, 200, content, _JSON if binary_header is None else _BINARY, headers)
         except _ClientGone:
             return
@@ -123,6 +125,9 @@ class RestInferEdge:
             raise
         finally:
             if span is not None:
+                if span.is_recording():  # HTTP semantic conventions
+                    span.set_attributes({"http.request.method": "POST", "http.route": route,
+                                         **({"http.response.status_code": status} if status else {})})
                 span.end()
 
     async def _body(self, receive: Receive, declared: bytes | None) -> bytes:
