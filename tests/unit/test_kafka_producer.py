@@ -110,7 +110,7 @@ async def test_an_empty_batch_sends_nothing(producer_on, spans) -> None:
 def test_the_partitioner_places_keys_as_the_java_client_does() -> None:
     from aiokafka.partitioner import DefaultPartitioner
 
-    from loopline_core.kafka.producer import key_partitioner
+    from loopline_core.kafka.partitioner import key_partitioner
 
     partitions = list(range(6))
     for key in (b"p-1", b"model-a", b"0f3c9a52-7d1e-4b8e-9a51-1f2e3d4c5b6a", b""):
@@ -162,7 +162,7 @@ def test_murmur2_is_kafkas() -> None:
 
     from aiokafka.partitioner import murmur2
 
-    from loopline_core.kafka.producer import _murmur2_aiokafka, _murmur2_words, murmur2_of
+    from loopline_core.kafka.partitioner import _murmur2_aiokafka, _murmur2_words, murmur2_of
 
     # Kafka's own test vectors (clients' UtilsTest), as signed Java ints
     for text, java in [(b"21", -973932308), (b"foobar", -790332482), (b"a-little-bit-long-string", -985981536),
