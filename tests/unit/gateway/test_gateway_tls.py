@@ -25,6 +25,16 @@ from gateway_fakes import FakeTriton, request
 from h2_raw import MAX, Raw, gone, message, u32
 from pydantic import ValidationError
 from tls_certs import Pki, make_pki
+from tls_clients import (
+    EchoServicer,
+    channel_credentials,
+    client_context,
+    echo_handlers,
+    get,
+    open_tls,
+    running_gateway,
+    until_up,
+)
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
@@ -57,30 +67,6 @@ def edge(request: pytest.FixtureRequest) -> str:
 def _tls(pki: Pki, *, mutual: bool = False, min_version: str = "1.2") -> TlsSettings:
     return TlsSettings(cert_file=pki.server_cert, key_file=pki.server_key,
                        client_ca_file=pki.ca if mutual else None, min_version=min_version)  # type: ignore[arg-type]
-
-
-def _credentials(pki: Pki, client: str | None = None) -> grpc.ChannelCredentials:
-    """Trusts our CA; ``client``: "good" (signed by it), "other" (another CA's) or None (no certificate)."""
-    if client is None:
-        return grpc.ssl_channel_credentials(pki.read("ca"))
-    prefix = "client" if client == "good" else "other_client"
-    return grpc.ssl_channel_credentials(pki.read("ca"), pki.read(f"{prefix}_key"), pki.read(f"{prefix}_cert"))
-
-
-def _client_context(pki: Pki, client: str | None = None, alpn: list[str] | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(pki.ca))
-    if client is not None:
-        prefix = "client" if client == "good" else "other_client"
-        context.load_cert_chain(getattr(pki, f"{prefix}_cert"), getattr(pki, f"{prefix}_key"))
-    if alpn is not None:
-        context.set_alpn_protocols(alpn)
-    return context
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the V2 gRPC edge over TLS (both servers) -------------------------------------------------
@@ -127,7 +113,7 @@ async def _refused(port: int, credentials: grpc.ChannelCredentials | None) -> gr
 
 
 async def test_server_live_and_model_infer_are_served_over_tls(pki: Pki, tls_edge: InferenceServer) -> None:
-    async with grpc.aio.secure_channel(f"127.0.0.1:{tls_edge.port}", _credentials(pki)) as channel:
+    async with grpc.aio.secure_channel(f"127.0.0.1:{tls_edge.port}", channel_credentials(pki)) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         assert (await stub.ServerLive(pb.ServerLiveRequest(), timeout=5)).live
         call = stub.ModelInfer(request("iris", rows=2), timeout=5)
@@ -170,17 +156,17 @@ async def test_a_plaintext_client_on_the_tls_port_fails_cleanly_and_the_port_ser
     rest = await asyncio.wait_for(reader.read(1 << 16), 5)  # a TLS alert at most, then closed
     assert not rest.startswith(h2.PREFACE[:3]) and await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
-    assert await _live(tls_edge.port, _credentials(pki))
+    assert await _live(tls_edge.port, channel_credentials(pki))
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_mutual_tls_serves_only_clients_with_a_certificate_from_the_ca(
         pki: Pki, mtls_edge: InferenceServer) -> None:
-    await _refused(mtls_edge.port, _credentials(pki))  # no client certificate
-    await _refused(mtls_edge.port, _credentials(pki, "other"))  # signed by another CA
+    await _refused(mtls_edge.port, channel_credentials(pki))  # no client certificate
+    await _refused(mtls_edge.port, channel_credentials(pki, "other"))  # signed by another CA
     await _refused(mtls_edge.port, None)  # plaintext
-    assert await _live(mtls_edge.port, _credentials(pki, "good"))
-    assert await _live(mtls_edge.port, _credentials(pki, "good"))  # and again, after the refusals
+    assert await _live(mtls_edge.port, channel_credentials(pki, "good"))
+    assert await _live(mtls_edge.port, channel_credentials(pki, "good"))  # and again, after the refusals
 
 
 async def test_tritonclient_with_a_client_certificate_on_mutual_tls(pki: Pki, mtls_edge: InferenceServer) -> None:
@@ -199,32 +185,16 @@ async def test_tritonclient_with_a_client_certificate_on_mutual_tls(pki: Pki, mt
 async def test_the_minimum_tls_version_is_enforced_on_the_native_edge(pki: Pki) -> None:
     server = await _gateway_edge("native", _tls(pki, min_version="1.3"))
     try:
-        old = _client_context(pki, alpn=["h2"])
+        old = client_context(pki, alpn=["h2"])
         old.maximum_version = ssl.TLSVersion.TLSv1_2
         with pytest.raises((ssl.SSLError, ConnectionResetError)):  # an alert, or the connection dropped
             await asyncio.open_connection("127.0.0.1", server.port, ssl=old)
-        assert await _live(server.port, _credentials(pki))  # grpcio negotiates 1.3
+        assert await _live(server.port, channel_credentials(pki))  # grpcio negotiates 1.3
     finally:
         await server.stop(1.0)
 
 
 # --- the native edge: ALPN, handshake timeout, connection limits over TLS ---------------------
-
-def _echo_handlers() -> grpc.GenericRpcHandler:
-    async def echo(request: bytes, context: h2.ServicerContext) -> bytes:
-        return request
-
-    async def big(request: bytes, context: h2.ServicerContext) -> bytes:
-        return b"b" * int(request.decode())
-
-    methods = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in (("Echo", echo), ("Big", big))}
-    return grpc.method_handlers_generic_handler("test.Edge", methods)
-
-
-class _Servicer:
-    def handler(self) -> grpc.GenericRpcHandler:
-        return _echo_handlers()
-
 
 @pytest.fixture
 async def serve(pki: Pki) -> AsyncIterator[Callable[..., asyncio.Future[NativeGrpcServer]]]:
@@ -232,7 +202,7 @@ async def serve(pki: Pki) -> AsyncIterator[Callable[..., asyncio.Future[NativeGr
     servers: list[NativeGrpcServer] = []
 
     async def start(mutual: bool = False, **limits: float) -> NativeGrpcServer:
-        server = NativeGrpcServer([_echo_handlers()], "127.0.0.1", 0, 4 << 20,
+        server = NativeGrpcServer([echo_handlers()], "127.0.0.1", 0, 4 << 20,
                                   limits=h2.Limits(4 << 20, **limits),  # type: ignore[arg-type]
                                   tls=_tls(pki, mutual=mutual).server_context(alpn=("h2",)))
         await server.start()
@@ -244,26 +214,18 @@ async def serve(pki: Pki) -> AsyncIterator[Callable[..., asyncio.Future[NativeGr
         await server.stop(1.0)
 
 
-async def _open_tls(pki: Pki, port: int, alpn: list[str] | None = ["h2"], settings: bytes = b"") -> Raw:  # noqa: B006
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=_client_context(pki, alpn=alpn),
-                                                   server_hostname="localhost")
-    raw = Raw(reader, writer)
-    writer.write(h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0, settings))
-    return raw
-
-
 async def _serves(pki: Pki, server: NativeGrpcServer) -> None:
-    async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", _credentials(pki, "good")) as channel:
+    async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", channel_credentials(pki, "good")) as channel:
         assert await channel.unary_unary("/test.Edge/Echo")(b"still here", timeout=5) == b"still here"
 
 
 async def test_the_gateway_edge_offers_h2_and_serves_h2_without_alpn(pki: Pki) -> None:
-    server = InferenceServer(_Servicer(), "127.0.0.1", 0, 1 << 20, "native",  # type: ignore[arg-type]
+    server = InferenceServer(EchoServicer(), "127.0.0.1", 0, 1 << 20, "native",  # type: ignore[arg-type]
                              tls=_tls(pki))
     await server.start()
     try:
         for alpn, agreed in ((["h2", "http/1.1"], "h2"), (None, None)):
-            raw = await _open_tls(pki, server.port, alpn)
+            raw = await open_tls(pki, server.port, alpn)
             assert raw.writer.get_extra_info("ssl_object").selected_alpn_protocol() == agreed
             raw.send(raw.call(1, b"hello"))
             headers, data = await raw.answer(1)
@@ -277,7 +239,7 @@ async def test_a_client_that_negotiates_http_1_1_is_refused_cleanly(
         pki: Pki, serve: Callable[..., object]) -> None:
     server = await serve()  # type: ignore[operator]
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port, server_hostname="localhost",
-                                                   ssl=_client_context(pki, alpn=["http/1.1"]))
+                                                   ssl=client_context(pki, alpn=["http/1.1"]))
     assert writer.get_extra_info("ssl_object").selected_alpn_protocol() is None  # we offer h2 only
     writer.write(b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
     raw = Raw(reader, writer)
@@ -305,7 +267,7 @@ async def test_a_client_that_never_completes_the_tls_handshake_is_closed(
     assert server.connections == set()  # neither reached the HTTP/2 layer
     # TLS done but no HTTP/2 preface: the HTTP/2 handshake timeout applies as in plaintext
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port, server_hostname="localhost",
-                                                   ssl=_client_context(pki, alpn=["h2"]))
+                                                   ssl=client_context(pki, alpn=["h2"]))
     code, debug = await Raw(reader, writer).until_goaway()
     assert code == h2.PROTOCOL_ERROR and b"no HTTP/2 client preface" in debug
     writer.close()
@@ -314,7 +276,7 @@ async def test_a_client_that_never_completes_the_tls_handshake_is_closed(
 
 async def test_an_idle_tls_connection_gets_goaway_then_close(pki: Pki, serve: Callable[..., object]) -> None:
     server = await serve(idle_timeout_s=0.3)  # type: ignore[operator]
-    raw = await _open_tls(pki, server.port)
+    raw = await open_tls(pki, server.port)
     assert await raw.sync()
     (connection,) = server.connections
     code, debug = await raw.until_goaway()
@@ -330,7 +292,7 @@ async def _deaf_tls_client(pki: Pki, server: NativeGrpcServer,
     before = set(server.connections)
 
     def connect() -> ssl.SSLSocket:
-        sock = _client_context(pki, client, alpn=["h2"]).wrap_socket(
+        sock = client_context(pki, client, alpn=["h2"]).wrap_socket(
             socket.create_connection(("127.0.0.1", server.port)), server_hostname="localhost")
         sock.sendall(h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0, b""))
         return sock
@@ -358,7 +320,7 @@ async def test_a_closed_tls_connection_waits_for_the_client_no_longer_than_plain
 
 async def test_a_tls_client_that_keeps_its_windows_shut_is_cut_off(pki: Pki, serve: Callable[..., object]) -> None:
     server = await serve(write_stall_timeout_s=0.3)  # type: ignore[operator]
-    raw = await _open_tls(pki, server.port, settings=struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, 1000))
+    raw = await open_tls(pki, server.port, settings=struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, 1000))
     assert await raw.sync()
     (connection,) = server.connections
     raw.send(raw.call(1, b"5120", "/test.Edge/Big"))
@@ -378,7 +340,7 @@ async def test_a_tls_client_that_stops_reading_is_cut_off_and_its_answers_freed(
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel holds little for it
     sock.connect(("127.0.0.1", server.port))
-    reader, writer = await asyncio.open_connection(sock=sock, ssl=_client_context(pki, alpn=["h2"]),
+    reader, writer = await asyncio.open_connection(sock=sock, ssl=client_context(pki, alpn=["h2"]),
                                                    server_hostname="localhost", limit=4096)
     raw = Raw(reader, writer)
     raw.send(h2.PREFACE, h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", h2.S_INITIAL_WINDOW_SIZE, MAX)),
@@ -402,7 +364,7 @@ async def test_a_tls_client_that_stops_reading_is_cut_off_and_its_answers_freed(
 
 async def test_a_frame_flood_over_tls_gets_enhance_your_calm(pki: Pki, serve: Callable[..., object]) -> None:
     server = await serve()  # type: ignore[operator]
-    raw = await _open_tls(pki, server.port)
+    raw = await open_tls(pki, server.port)
     assert await raw.sync()
     (connection,) = server.connections
     raw.send(*(h2.frame(h2.PING, 0, 0, struct.pack(">Q", n)) for n in range(2500)))
@@ -417,7 +379,7 @@ def test_the_native_edge_over_mutual_tls_on_uvloop(pki: Pki) -> None:
     """Production runs on uvloop, whose TLS transport is its own: served, refused, handshake timeout."""
 
     async def scenario() -> None:
-        server = NativeGrpcServer([_echo_handlers()], "127.0.0.1", 0, 1 << 20,
+        server = NativeGrpcServer([echo_handlers()], "127.0.0.1", 0, 1 << 20,
                                   limits=h2.Limits(1 << 20, handshake_timeout_s=0.3, idle_timeout_s=1.0),
                                   tls=_tls(pki, mutual=True).server_context(alpn=("h2",)))
         await server.start()
@@ -425,7 +387,7 @@ def test_the_native_edge_over_mutual_tls_on_uvloop(pki: Pki) -> None:
         assert isinstance(loop, uvloop.Loop)
 
         def echo(client: str | None) -> bytes:
-            with grpc.secure_channel(f"127.0.0.1:{server.port}", _credentials(pki, client)) as channel:
+            with grpc.secure_channel(f"127.0.0.1:{server.port}", channel_credentials(pki, client)) as channel:
                 return channel.unary_unary("/test.Edge/Echo")(b"on uvloop", timeout=5)  # type: ignore[no-any-return]
 
         try:
@@ -457,40 +419,16 @@ def test_the_native_edge_over_mutual_tls_on_uvloop(pki: Pki) -> None:
 
 # --- REST over TLS, through the real bootstrap -------------------------------------------------
 
-async def _running_gateway(tmp_path: Path, tls: TlsSettings) -> tuple[asyncio.Task[int], Callable[[], None], int]:
-    settings = GatewaySettings(run_dir=tmp_path, http_port=_free_port(), grpc_port=_free_port(), tls=tls,
-                               prediction_log=PredictionLogSettings(enabled=False), shutdown_grace_s=0.5,
-                               triton={"grpc_url": f"127.0.0.1:{_free_port()}",  # type: ignore[arg-type]
-                                       "http_url": f"127.0.0.1:{_free_port()}"})
-    gateway = build(settings, registry=object(), consume_events=False)  # type: ignore[arg-type]
-    return asyncio.create_task(gateway.run()), gateway.host.request_stop, settings.http_port
-
-
-async def _get(url: str, context: ssl.SSLContext | None) -> int:
-    async with httpx.AsyncClient(verify=context if context is not None else True, timeout=5) as client:
-        return (await client.get(url)).status_code
-
-
-async def _until_up(url: str, context: ssl.SSLContext) -> None:
-    for _ in range(250):
-        try:
-            assert await _get(url, context) == 200
-            return
-        except httpx.ConnectError:  # not listening yet
-            await asyncio.sleep(0.02)
-    raise AssertionError(f"{url} never answered")
-
-
 async def test_rest_is_served_over_tls_and_plaintext_http_is_not(pki: Pki, tmp_path: Path) -> None:
-    run, stop, port = await _running_gateway(tmp_path, _tls(pki))
+    run, stop, port = await running_gateway(tmp_path, _tls(pki))
     try:
-        await _until_up(f"https://localhost:{port}/healthz", _client_context(pki))
-        assert await _get(f"https://127.0.0.1:{port}/v2/health/live", _client_context(pki)) == 200
+        await until_up(f"https://localhost:{port}/healthz", client_context(pki))
+        assert await get(f"https://127.0.0.1:{port}/v2/health/live", client_context(pki)) == 200
         with pytest.raises(httpx.TransportError):
-            await _get(f"http://127.0.0.1:{port}/v2/health/live", None)
+            await get(f"http://127.0.0.1:{port}/v2/health/live", None)
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):  # not our CA's: not trusted
-            await _get(f"https://127.0.0.1:{port}/healthz", ssl.create_default_context(cafile=str(pki.other_ca)))
-        assert await _get(f"https://127.0.0.1:{port}/healthz", _client_context(pki)) == 200
+            await get(f"https://127.0.0.1:{port}/healthz", ssl.create_default_context(cafile=str(pki.other_ca)))
+        assert await get(f"https://127.0.0.1:{port}/healthz", client_context(pki)) == 200
     finally:
         stop()
         assert await asyncio.wait_for(run, 10) == 0
@@ -498,28 +436,28 @@ async def test_rest_is_served_over_tls_and_plaintext_http_is_not(pki: Pki, tmp_p
 
 async def test_rest_with_mutual_tls_serves_only_clients_with_a_certificate_from_the_ca(
         pki: Pki, tmp_path: Path) -> None:
-    run, stop, port = await _running_gateway(tmp_path, _tls(pki, mutual=True))
+    run, stop, port = await running_gateway(tmp_path, _tls(pki, mutual=True))
     url = f"https://127.0.0.1:{port}/v2/health/live"
     try:
-        await _until_up(url, _client_context(pki, "good"))
+        await until_up(url, client_context(pki, "good"))
         for client in (None, "other"):
             with pytest.raises(httpx.TransportError):
-                await _get(url, _client_context(pki, client))
-        assert await _get(url, _client_context(pki, "good")) == 200
+                await get(url, client_context(pki, client))
+        assert await get(url, client_context(pki, "good")) == 200
     finally:
         stop()
         assert await asyncio.wait_for(run, 10) == 0
 
 
 async def test_rest_enforces_the_minimum_tls_version(pki: Pki, tmp_path: Path) -> None:
-    run, stop, port = await _running_gateway(tmp_path, _tls(pki, min_version="1.3"))
+    run, stop, port = await running_gateway(tmp_path, _tls(pki, min_version="1.3"))
     url = f"https://127.0.0.1:{port}/healthz"
     try:
-        await _until_up(url, _client_context(pki))
-        old = _client_context(pki)
+        await until_up(url, client_context(pki))
+        old = client_context(pki)
         old.maximum_version = ssl.TLSVersion.TLSv1_2
         with pytest.raises(httpx.ConnectError):
-            await _get(url, old)
+            await get(url, old)
     finally:
         stop()
         assert await asyncio.wait_for(run, 10) == 0
@@ -617,7 +555,7 @@ def test_a_file_broken_after_the_settings_loaded_stops_the_grpc_port_from_starti
     cert.write_bytes(pki.read("server_cert"))
     tls = TlsSettings(cert_file=cert, key_file=pki.server_key)
     cert.write_text("rotated badly\n")
-    server = InferenceServer(_Servicer(), "127.0.0.1", 0, 1 << 20, edge, GrpcEdgeSettings(),  # type: ignore[arg-type]
-                             tls=tls)
+    server = InferenceServer(EchoServicer(), "127.0.0.1", 0, 1 << 20, edge,  # type: ignore[arg-type]
+                             GrpcEdgeSettings(), tls=tls)
     with pytest.raises(ValueError, match="tls.cert_file .* holds no PEM certificate"):
         asyncio.run(server.start())

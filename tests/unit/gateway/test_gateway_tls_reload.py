@@ -21,16 +21,16 @@ import pytest
 import uvloop
 from h2_raw import Raw, message
 from pydantic import ValidationError
-from test_gateway_tls import (
-    _client_context,
-    _credentials,
-    _get,
-    _open_tls,
-    _running_gateway,
-    _Servicer,
-    _until_up,
-)
 from tls_certs import Pki, make_pki
+from tls_clients import (
+    EchoServicer,
+    channel_credentials,
+    client_context,
+    get,
+    open_tls,
+    running_gateway,
+    until_up,
+)
 
 from loopline_core.settings import load
 
@@ -96,13 +96,13 @@ async def _handshake(port: int, context: ssl.SSLContext, server_hostname: str | 
 async def _peer(port: int, pki: Pki, client: str | None = None, alpn: list[str] | None = ["h2"],  # noqa: B006
                 server_hostname: str | None = "localhost") -> bytes:
     """The certificate a new TLS client is shown (DER)."""
-    ssl_object = await _handshake(port, _client_context(pki, client, alpn), server_hostname)
+    ssl_object = await _handshake(port, client_context(pki, client, alpn), server_hostname)
     return ssl_object.getpeercert(binary_form=True)  # type: ignore[return-value]
 
 
 async def _echo(port: int, pki: Pki, client: str | None = None, body: bytes = b"renewed") -> bytes:
     """A call on a new channel (trusting our CA, with client certificate ``client``)."""
-    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", _credentials(pki, client)) as channel:
+    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", channel_credentials(pki, client)) as channel:
         return await channel.unary_unary("/test.Edge/Echo")(body, timeout=5)  # type: ignore[no-any-return]
 
 
@@ -114,7 +114,7 @@ async def _refused(port: int, pki: Pki, client: str | None = None) -> None:
 
 async def _edge(edge: str, tls: TlsSettings, reloader: TlsReloader) -> InferenceServer:
     """The gateway's gRPC server (``edge``: native or aio) serving echo calls, following the files."""
-    server = InferenceServer(_Servicer(), "127.0.0.1", 0, 1 << 20, edge, tls=tls,  # type: ignore[arg-type]
+    server = InferenceServer(EchoServicer(), "127.0.0.1", 0, 1 << 20, edge, tls=tls,  # type: ignore[arg-type]
                              reloader=reloader)
     await server.start()
     return server
@@ -122,7 +122,7 @@ async def _edge(edge: str, tls: TlsSettings, reloader: TlsReloader) -> Inference
 
 async def _raw_as(pki: Pki, port: int, client: str) -> Raw:
     """An HTTP/2 connection with client certificate ``client``, its SETTINGS exchanged."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=_client_context(pki, client, ["h2"]),
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context(pki, client, ["h2"]),
                                                    server_hostname="localhost")
     raw = Raw(reader, writer)
     raw.send(h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0, b""))
@@ -201,10 +201,10 @@ async def test_the_native_edge_serves_renewed_files_to_new_connections_and_open_
 
     server.tls.sni_callback = recording  # type: ignore[assignment]
     a, b = files.pki.server_cert, files.pki.renewed_cert
-    raw = await _open_tls(files.pki, server.port)
+    raw = await open_tls(files.pki, server.port)
     assert raw.writer.get_extra_info("ssl_object").getpeercert(binary_form=True) == _der(a)
     assert await raw.sync()
-    channel = grpc.aio.secure_channel(f"127.0.0.1:{server.port}", _credentials(files.pki))
+    channel = grpc.aio.secure_channel(f"127.0.0.1:{server.port}", channel_credentials(files.pki))
     echo = channel.unary_unary("/test.Edge/Echo")
     assert await echo(b"before", timeout=5) == b"before"
     assert not reloader.check()  # nothing changed: nothing built
@@ -215,7 +215,7 @@ async def test_the_native_edge_serves_renewed_files_to_new_connections_and_open_
     assert await _peer(server.port, files.pki) == _der(b)
     assert await _peer(server.port, files.pki, server_hostname=None) == _der(b)  # no SNI: switched all the same
     assert names[-2:] == ["localhost", None]
-    ssl_object = await _handshake(server.port, _client_context(files.pki, alpn=["http/1.1", "h2"]))
+    ssl_object = await _handshake(server.port, client_context(files.pki, alpn=["http/1.1", "h2"]))
     assert ssl_object.selected_alpn_protocol() == "h2"  # the new context offers h2 as the first did
     assert await _echo(server.port, files.pki) == b"renewed"
     # what was open before the renewal goes on, on its old handshake
@@ -242,7 +242,7 @@ async def test_a_rotated_client_ca_decides_on_new_clients_of_the_native_edge(
     assert await _echo(server.port, files.pki, "other") == b"renewed"
     for refused in ("good", None):
         await _refused(server.port, files.pki, refused)
-    ssl_object = await _handshake(server.port, _client_context(files.pki, "other", ["h2"]))
+    ssl_object = await _handshake(server.port, client_context(files.pki, "other", ["h2"]))
     assert ssl_object.selected_alpn_protocol() == "h2"
     assert ssl_object.getpeercert(binary_form=True) == _der(files.pki.renewed_cert)
     kept.send(kept.call(1, b"still trusted"))  # accepted under the old CA: goes on
@@ -322,7 +322,7 @@ async def test_grpc_aio_serves_renewed_files_at_the_next_handshake_and_open_chan
     reloader = TlsReloader(files.tls())
     server = await _edge("aio", files.tls(), reloader)
     try:
-        channel = grpc.aio.secure_channel(f"127.0.0.1:{server.port}", _credentials(files.pki))
+        channel = grpc.aio.secure_channel(f"127.0.0.1:{server.port}", channel_credentials(files.pki))
         echo = channel.unary_unary("/test.Edge/Echo")
         assert await echo(b"before", timeout=5) == b"before"
         assert await _peer(server.port, files.pki) == _der(files.pki.server_cert)
@@ -343,7 +343,7 @@ async def test_a_rotated_client_ca_decides_on_new_clients_of_grpc_aio(files: Fil
     server = await _edge("aio", files.tls(mutual=True), reloader)
     try:
         await _refused(server.port, files.pki, "other")
-        kept = grpc.aio.secure_channel(f"127.0.0.1:{server.port}", _credentials(files.pki, "good"))
+        kept = grpc.aio.secure_channel(f"127.0.0.1:{server.port}", channel_credentials(files.pki, "good"))
         echo = kept.unary_unary("/test.Edge/Echo")
         assert await echo(b"before", timeout=5) == b"before"
         files.replace(files.ca, files.pki.read("other_ca"))
@@ -375,12 +375,12 @@ def reloaders(monkeypatch: pytest.MonkeyPatch) -> list[TlsReloader]:
 
 async def test_rest_serves_renewed_files_to_new_connections_and_a_kept_alive_one_goes_on(
         files: Files, tmp_path: Path, reloaders: list[TlsReloader]) -> None:
-    run, stop, port = await _running_gateway(tmp_path, files.tls())
+    run, stop, port = await running_gateway(tmp_path, files.tls())
     url = f"https://localhost:{port}/v2/health/live"
     try:
-        await _until_up(url, _client_context(files.pki))
+        await until_up(url, client_context(files.pki))
         (reloader,) = reloaders
-        async with httpx.AsyncClient(verify=_client_context(files.pki), timeout=5) as kept:
+        async with httpx.AsyncClient(verify=client_context(files.pki), timeout=5) as kept:
             response = await kept.get(url)
             assert response.status_code == 200
             stream = response.extensions["network_stream"]
@@ -389,7 +389,7 @@ async def test_rest_serves_renewed_files_to_new_connections_and_a_kept_alive_one
             assert reloader.check()
             assert await _peer(port, files.pki, alpn=None) == _der(files.pki.renewed_cert)
             assert await _peer(port, files.pki, alpn=None, server_hostname=None) == _der(files.pki.renewed_cert)
-            assert await _get(url, _client_context(files.pki)) == 200
+            assert await get(url, client_context(files.pki)) == 200
             again = await kept.get(url)  # the same connection, on its old handshake
             assert again.status_code == 200 and again.extensions["network_stream"] is stream
             assert stream.get_extra_info("ssl_object").getpeercert(binary_form=True) == _der(files.pki.server_cert)
@@ -400,22 +400,22 @@ async def test_rest_serves_renewed_files_to_new_connections_and_a_kept_alive_one
 
 async def test_rest_with_a_rotated_client_ca_takes_the_new_ca_s_clients_and_bad_files_keep_the_old(
         files: Files, tmp_path: Path, reloaders: list[TlsReloader], caplog: pytest.LogCaptureFixture) -> None:
-    run, stop, port = await _running_gateway(tmp_path, files.tls(mutual=True))
+    run, stop, port = await running_gateway(tmp_path, files.tls(mutual=True))
     url = f"https://127.0.0.1:{port}/v2/health/live"
     try:
-        await _until_up(url, _client_context(files.pki, "good"))
+        await until_up(url, client_context(files.pki, "good"))
         (reloader,) = reloaders
         caplog.set_level(logging.WARNING, logger="loopline_serving_gateway.tls_reload")
         files.replace(files.ca, b"-----BEGIN CERTIFICATE-----\nMIIB")  # half-written
         assert not reloader.check()
         assert "tls.client_ca_file" in caplog.text
-        assert await _get(url, _client_context(files.pki, "good")) == 200
+        assert await get(url, client_context(files.pki, "good")) == 200
         files.replace(files.ca, files.pki.read("other_ca"))
         assert reloader.check()
-        assert await _get(url, _client_context(files.pki, "other")) == 200
+        assert await get(url, client_context(files.pki, "other")) == 200
         for refused in ("good", None):
             with pytest.raises(httpx.TransportError):
-                await _get(url, _client_context(files.pki, refused))
+                await get(url, client_context(files.pki, refused))
     finally:
         stop()
         assert await asyncio.wait_for(run, 10) == 0
@@ -451,7 +451,7 @@ def test_the_native_edge_follows_renewed_files_on_uvloop(files: Files) -> None:
             files.renew()
             files.replace(files.ca, files.pki.read("other_ca"))
             assert reloader.check()
-            ssl_object = await _handshake(server.port, _client_context(files.pki, "other", ["h2"]), None)
+            ssl_object = await _handshake(server.port, client_context(files.pki, "other", ["h2"]), None)
             assert ssl_object.getpeercert(binary_form=True) == _der(files.pki.renewed_cert)
             assert ssl_object.selected_alpn_protocol() == "h2"
             assert await _echo(server.port, files.pki, "other") == b"renewed"
@@ -473,8 +473,8 @@ async def test_a_start_retried_after_a_failure_watches_the_files_once(files: Fil
     taken.listen()
     port = taken.getsockname()[1]
     reloader = TlsReloader(files.tls())
-    server = InferenceServer(_Servicer(), "127.0.0.1", port, 1 << 20, edge, tls=files.tls(),  # type: ignore[arg-type]
-                             reloader=reloader)
+    server = InferenceServer(EchoServicer(), "127.0.0.1", port, 1 << 20, edge,  # type: ignore[arg-type]
+                             tls=files.tls(), reloader=reloader)
     with pytest.raises((OSError, RuntimeError)):
         await server.start()
     taken.close()
