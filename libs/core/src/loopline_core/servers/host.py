@@ -117,7 +117,8 @@ class ServiceHost:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         tls = self.tls
-        config = uvicorn.Config(self.front(self.app) if self.front else self.app, host=self.host, port=self.http_port, lifespan="off",
+        app = self.front(self.app) if self.front is not None else self.app
+        config = uvicorn.Config(app, host=self.host, port=self.http_port, lifespan="off",
                                 log_level="warning", access_log=False,
                                 ssl_certfile=tls.certfile if tls else None, ssl_keyfile=tls.keyfile if tls else None,
                                 ssl_ca_certs=tls.ca_certs if tls else None,
