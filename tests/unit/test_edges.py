@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
 from fastapi import APIRouter
@@ -75,26 +79,30 @@ def test_http_validation_error_names_the_field() -> None:
     assert response.json()["field"] == "query.n"
 
 
-async def test_grpc_servicer_errors_become_status_codes() -> None:
-    async def explode(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        raise errors.FailedPrecondition("revision 3 is stale, current is 4", field="expected_revision")
-
+@contextlib.asynccontextmanager
+async def serving(method: str, handler: grpc.RpcMethodHandler) -> AsyncIterator[grpc.aio.Channel]:
+    """A GrpcServer (with its error mapping) answering test.Svc/<method>, and a channel to it."""
     def register(server: grpc.aio.Server) -> None:
-        handler = grpc.method_handlers_generic_handler(
-            "test.Svc", {"Do": grpc.unary_unary_rpc_method_handler(explode)})
-        server.add_generic_rpc_handlers((handler,))
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Svc", {method: handler}),))
 
     server = GrpcServer("127.0.0.1", 0, [register], ["test.Svc"])
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            call = channel.unary_unary("/test.Svc/Do")
-            with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await call(b"")
-        assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert raised.value.details() == "expected_revision: revision 3 is stale, current is 4"
+            yield channel
     finally:
         await server.stop(0)
+
+
+async def test_grpc_servicer_errors_become_status_codes() -> None:
+    async def explode(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        raise errors.FailedPrecondition("revision 3 is stale, current is 4", field="expected_revision")
+
+    async with serving("Do", grpc.unary_unary_rpc_method_handler(explode)) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await channel.unary_unary("/test.Svc/Do")(b"")
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert raised.value.details() == "expected_revision: revision 3 is stale, current is 4"
 
 
 @pytest.mark.parametrize("driver_error", ["DeadlockDetectedError", "SerializationError", "PostgresConnectionError"])
@@ -117,3 +125,38 @@ async def test_bad_data_from_postgres_is_not_retried() -> None:
     with pytest.raises(errors.InvalidArgument):
         async with translated_errors():
             raise asyncpg.DataError("invalid input syntax")
+
+
+async def test_a_refused_client_stream_gets_the_servers_status_not_a_write_error() -> None:
+    """grpc.aio clients overwrite the status with INTERNAL when a write fails as the call ends (grpc#36066)."""
+    async def refuse(requests, context: grpc.aio.ServicerContext) -> bytes:  # type: ignore[no-untyped-def]
+        await anext(aiter(requests))
+        raise errors.InvalidArgument("size_bytes 131073 is over the upload limit", field="size_bytes")
+
+    codes: list[grpc.StatusCode] = []
+    async with serving("Up", grpc.stream_unary_rpc_method_handler(refuse)) as channel:
+        up = channel.stream_unary("/test.Svc/Up")
+        for _ in range(200):
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await up(iter([b"h"] + [b"0" * (1 << 14)] * 8))
+            codes.append(raised.value.code())
+            assert raised.value.details() == "size_bytes: size_bytes 131073 is over the upload limit"
+    assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT}
+
+
+async def test_draining_a_refused_stream_is_bounded() -> None:
+    read: list[bytes] = []
+
+    async def endless(pause: float = 0.0):  # type: ignore[no-untyped-def]
+        while True:
+            read.append(b"x" * 1000)
+            yield read[-1]
+            await asyncio.sleep(pause)
+
+    await grpc_edge.drain(endless(), max_bytes=10_000, max_s=5.0)
+    assert len(read) == 11
+    read.clear()
+    started = asyncio.get_running_loop().time()
+    await grpc_edge.drain(endless(0.01), max_bytes=1 << 30, max_s=0.2)
+    assert 0.2 <= asyncio.get_running_loop().time() - started < 1.0
+    assert 5 < len(read) < 30

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,11 +43,31 @@ def _wrap_unary(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Await
     return wrapper
 
 
+# A refused client stream is read on, within these bounds, before its status goes out (what HTTP servers do
+# with an unread request body before closing, a "lingering close"). grpc.aio's client reports a write that
+# fails because the call has ended as INTERNAL "Internal error from Core", overwriting the status the server
+# sent (grpc/grpc#36066); a client that has sent everything it had never hits that.
+DRAIN_BYTES = 8 << 20
+DRAIN_S = 2.0
+
+
+async def drain(requests: Any, max_bytes: int = DRAIN_BYTES, max_s: float = DRAIN_S) -> None:
+    """Reads and drops what is left of a request stream, until it ends or a bound is passed."""
+    read = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(max_s):
+            async for message in requests:
+                read += message.ByteSize() if hasattr(message, "ByteSize") else len(message)
+                if read > max_bytes:
+                    return
+
+
 def _wrap_stream_unary(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     async def wrapper(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await behaviour(requests, context)
         except errors.LooplineError as exc:
+            await drain(requests)
             await context.abort(status_for(exc), str(exc))
 
     return wrapper
