@@ -216,6 +216,30 @@ async def test_a_deadline_is_unavailable_and_the_connection_is_not_reused(serve:
     assert scripted.connections == 2
 
 
+async def test_each_call_keeps_its_own_deadline_under_the_pools_one_timer(serve: Callable[..., object]) -> None:
+    scripted, triton = await serve(  # type: ignore[misc]
+        lambda head, body: None if b"/models/slow/" in head else _answer())
+    loop = asyncio.get_running_loop()
+    patient = asyncio.create_task(triton.infer(request("slow"), 30.0))
+    await asyncio.sleep(0.05)
+    started = loop.time()
+    with pytest.raises(Unavailable, match="DEADLINE_EXCEEDED after 0.2 s"):  # due before the one in flight
+        await triton.infer(request("slow"), 0.2)
+    assert 0.2 <= loop.time() - started < 0.6
+    answered = await asyncio.gather(*(triton.infer(request("iris.v1"), 0.3) for _ in range(8)))
+    assert all(r.id == "r1" for r in answered)
+    await asyncio.sleep(0.4)  # past those calls' deadlines: answered calls are not failed afterwards
+    assert not patient.done()
+    with pytest.raises(Unavailable, match="DEADLINE_EXCEEDED"):
+        await asyncio.gather(triton.infer(request("slow"), 0.1), triton.infer(request("slow"), 0.15))
+    patient.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await patient
+    assert (await triton.infer(request("iris.v1"), 1.0)).id == "r1"
+    assert len(scripted.requests) == 13
+    await triton.stop()
+
+
 async def test_an_unreachable_triton_is_unavailable() -> None:
     import socket
 
