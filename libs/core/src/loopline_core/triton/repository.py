@@ -10,6 +10,7 @@ pytorch_libtorch backend; only ``backend`` in config.pbtxt differs)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -77,21 +78,56 @@ def render_config(name: str, inputs: list[TensorConfig], outputs: list[TensorCon
 
 
 def write_entry(repository: Path, name: str, version: int, artifact: Path, config: str) -> Path:
-    """Materialise one version atomically (written aside, then renamed into place)."""
+    """Materialise one version atomically (written aside, then renamed into place).
+
+    Several processes may write the same entry at once (the gateway's workers each reconcile
+    the same deployments): a version already in place with the same files is left as it is
+    (Triton may be loading it), and every temporary name is unique to its writer."""
     check_name(name)
     if version < 1:
         raise InvalidArgument("version must be a positive integer", field="version")
     model_dir = repository / name
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
-    shutil.copyfile(artifact, staging / "model.pt")
-    shim = resources.files("loopline_core.triton") / "model.py"
-    (staging / "model.py").write_text(shim.read_text())
+    shim = (resources.files("loopline_core.triton") / "model.py").read_text()
     target = model_dir / str(version)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-    config_tmp = model_dir / ".config.pbtxt.tmp"
-    config_tmp.write_text(config)
-    os.replace(config_tmp, model_dir / "config.pbtxt")
+    staging: Path | None = None
+    try:
+        for _ in range(8):
+            if _holds(target, artifact, shim):
+                break
+            if staging is None:
+                staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
+                shutil.copyfile(artifact, staging / "model.pt")
+                (staging / "model.py").write_text(shim)
+            if target.exists():  # other files for this version: moved aside in one step, then removed
+                aside = Path(tempfile.mkdtemp(prefix=f".old-{version}-", dir=model_dir)) / "v"
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(target, aside)
+                shutil.rmtree(aside.parent, ignore_errors=True)
+            try:
+                os.replace(staging, target)
+                staging = None
+                break
+            except OSError:
+                continue  # another writer put its copy in place meanwhile: look at it again
+        else:
+            raise OSError(f"could not put version {version} of {name} in place in {model_dir}")
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    config_path = model_dir / "config.pbtxt"
+    if not (config_path.is_file() and config_path.read_text() == config):
+        handle, config_tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=model_dir)
+        with os.fdopen(handle, "w") as out:
+            out.write(config)
+        os.replace(config_tmp, config_path)
     return target
+
+
+def _holds(target: Path, artifact: Path, shim: str) -> bool:
+    """Whether the version directory already has exactly this artifact and shim."""
+    try:
+        return ((target / "model.py").read_text() == shim
+                and (target / "model.pt").read_bytes() == artifact.read_bytes())
+    except OSError:
+        return False
