@@ -1,5 +1,6 @@
-"""WORKERS=2 on the real Triton and Kafka: both processes serve the shared gRPC port, and the
-first one's /metrics counts every request of both, labelled by worker."""
+"""WORKERS=2 on the real Triton and Kafka: both processes serve the shared gRPC and HTTP
+ports, and /metrics, whichever process answers it, counts every request of both, labelled
+by worker."""
 
 from __future__ import annotations
 
@@ -49,13 +50,21 @@ async def _metrics(http: httpx.AsyncClient) -> str:
         return ""  # not listening yet
 
 
-def _requests_by_worker(text: str, model: str) -> dict[str, float]:
+async def _rest_on_a_new_connection(base: str, model: str, batch: np.ndarray) -> bool:
+    body = {"inputs": [{"name": "features", "datatype": "FP32", "shape": list(batch.shape),
+                        "data": batch.ravel().tolist()}]}
+    async with httpx.AsyncClient(base_url=base) as client:
+        return (await client.post(f"/v2/models/{model}/infer", json=body, timeout=10)).status_code == 200
+
+
+def _requests_by_worker(text: str, model: str, protocol: str = "grpc") -> dict[str, float]:
     found: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "gateway_requests_total" and sample.labels.get("model") == model:
-                worker = sample.labels["worker"]
-                found[worker] = found.get(worker, 0.0) + sample.value
+            labels = sample.labels
+            if sample.name == "gateway_requests_total" and (labels.get("model"), labels.get("protocol")) == (
+                    model, protocol):
+                found[labels["worker"]] = found.get(labels["worker"], 0.0) + sample.value
     return found
 
 
@@ -71,20 +80,26 @@ async def test_two_workers_share_the_grpc_port_and_the_first_reports_both(
         gateway = f"127.0.0.1:{settings.grpc_port}"
         process = subprocess.Popen([sys.executable, "-c", RUN, settings.model_dump_json()])
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}") as http:
+            base = f"http://127.0.0.1:{settings.http_port}"
+            async with httpx.AsyncClient(base_url=base) as http:
                 async with asyncio.timeout(120):
-                    # ready when both have served: the second binds the shared port once it is ready
+                    # ready when both have served: the second binds the shared ports once it is ready
                     while len(_requests_by_worker(await _metrics(http), model)) < 2:
                         assert process.poll() is None, "the gateway exited"
                         await asyncio.gather(*(_infer_on_a_new_connection(gateway, model, batch) for _ in range(8)))
-                before = _requests_by_worker(await _metrics(http), model)
+                before = await _metrics(http)
                 answered = await asyncio.gather(*(_infer_on_a_new_connection(gateway, model, batch)
                                                   for _ in range(40)))
-                assert all(answered)
-                after = _requests_by_worker(await _metrics(http), model)
+                answered_rest = await asyncio.gather(*(_rest_on_a_new_connection(base, model, batch)
+                                                       for _ in range(40)))
+                assert all(answered) and all(answered_rest)
+                scrapes = [await _metrics(http) for _ in range(6)]  # answered by either process
         finally:
             process.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(process.wait, 60)
     assert code == 0
-    assert sorted(after) == ["0", "1"] and all(n > 0 for n in after.values())
-    assert sum(after.values()) - sum(before.values()) == 40
+    for after in scrapes:
+        for protocol in ("grpc", "rest"):
+            served = _requests_by_worker(after, model, protocol)
+            assert sorted(served) == ["0", "1"] and all(n > 0 for n in served.values())  # both served
+            assert sum(served.values()) - sum(_requests_by_worker(before, model, protocol).values()) == 40

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
-import multiprocessing
-import threading
-import time
-from multiprocessing.connection import Connection
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loopline_serving_gateway.worker_metrics import WorkerScrapes, WorkersMetrics, answer_scrapes, merged
+from loopline_serving_gateway.worker_metrics import Workers, WorkersMetrics, merged, socket_path
 
 
 def registry_with(requests: float, buffered: float) -> CollectorRegistry:
@@ -46,67 +43,63 @@ def test_every_sample_is_labelled_with_its_worker_and_each_family_appears_once()
     assert all(dict(labels).get("worker") in ("0", "1") for _, labels in found)
 
 
-def pipes(n: int) -> list[tuple[Connection, Connection]]:
-    return [multiprocessing.Pipe() for _ in range(n)]
+async def test_whichever_worker_is_asked_reads_every_other_one(tmp_path: Path) -> None:
+    first, second = (Workers(tmp_path, n, 2, registry_with(10 * (n + 1), 0)) for n in range(2))
+    await first.start()
+    await second.start()
+    try:
+        for asked in (first, second, first):  # each reading gets this moment's values
+            got = dict(await asked.expositions())
+            assert sorted(got) == [0, 1]
+            assert samples(got[1])[("gateway_requests_total", (("model", "iris"),))] == 20
+    finally:
+        await first.stop()
+        await second.stop()
 
 
-def test_the_other_workers_answer_over_their_pipes() -> None:
-    pairs = pipes(2)
-    for number, (_, theirs) in enumerate(pairs, 1):
-        answer_scrapes(theirs, registry_with(10 * number, 0))
-    scrapes = WorkerScrapes([(n, ours) for n, (ours, _) in enumerate(pairs, 1)], timeout_s=5.0)
-    for _ in range(3):  # each scrape asks again, and gets this moment's values
-        got = dict(scrapes.texts())
-        assert sorted(got) == [1, 2]
-        assert samples(got[2])[("gateway_requests_total", (("model", "iris"),))] == 20
+async def test_a_gone_or_silent_worker_is_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    stuck_path = str(socket_path(tmp_path, 2))
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    stuck = await asyncio.start_unix_server(never_answers, path=stuck_path)
+    asked = Workers(tmp_path, 0, 3, registry_with(1, 0), timeout_s=0.3)  # worker 1: no socket at all
+    await asked.start()
+    loop = asyncio.get_running_loop()
+    try:
+        with caplog.at_level(logging.WARNING):
+            started = loop.time()
+            assert [n for n, _ in await asked.expositions()] == [0]
+            assert loop.time() - started < 2.0
+        assert "worker 2 did not answer" in caplog.text  # stuck: a warning
+        assert "worker 1" not in caplog.text  # not listening yet (starting): quietly left out
+    finally:
+        for writer in held:
+            writer.close()
+        stuck.close()
+        await asked.stop()
 
 
-def test_a_gone_or_silent_worker_is_left_out_and_a_late_answer_is_not_taken_for_a_new_one(
-        caplog: pytest.LogCaptureFixture) -> None:
-    (gone_ours, gone_theirs), (slow_ours, slow_theirs), (ok_ours, ok_theirs) = pipes(3)
-    gone_theirs.close()
-    answer_scrapes(ok_theirs, registry_with(1, 0))
-    release = threading.Event()
-
-    def slow() -> None:  # answers its first scrape only once released, then every later one at once
-        registry = registry_with(7, 0)
-        asked = slow_theirs.recv_bytes()
-        release.wait(10)
-        slow_theirs.send_bytes(asked[:8] + b"# stale\n")
-        with contextlib.suppress(EOFError, OSError):
-            while True:
-                asked = slow_theirs.recv_bytes()
-                slow_theirs.send_bytes(asked[:8] + generate_latest(registry))
-
-    threading.Thread(target=slow, daemon=True).start()
-    scrapes = WorkerScrapes([(1, gone_ours), (2, slow_ours), (3, ok_ours)], timeout_s=0.3)
-    with caplog.at_level(logging.WARNING):
-        started = time.monotonic()
-        assert [n for n, _ in scrapes.texts()] == [3]
-        assert time.monotonic() - started < 2.0
-    assert "worker 2 did not answer within 0.3 s" in caplog.text
-    release.set()
-    time.sleep(0.1)  # the late answer to the first scrape is now in the pipe
-    got = dict(scrapes.texts())
-    assert sorted(got) == [2, 3]
-    assert samples(got[2])[("gateway_requests_total", (("model", "iris"),))] == 7
-
-
-async def test_get_metrics_is_answered_with_every_worker_and_the_rest_goes_on() -> None:
-    ours, theirs = multiprocessing.Pipe()
-    answer_scrapes(theirs, registry_with(4, 0))
+async def test_get_metrics_is_answered_with_every_worker_and_the_rest_goes_on(tmp_path: Path) -> None:
+    other = Workers(tmp_path, 1, 2, registry_with(4, 0))
+    await other.start()
     app = FastAPI()
 
     @app.get("/v2/health/live")
     async def live() -> dict[str, bool]:
         return {"live": True}
 
-    edge = WorkersMetrics(app, registry_with(2, 0), WorkerScrapes([(1, ours)], timeout_s=5.0))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge), base_url="http://gateway") as client:
-        answer = await client.get("/metrics")
-        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
-        found = samples(answer.text)
-        assert found[("gateway_requests_total", (("model", "iris"), ("worker", "0")))] == 2
-        assert found[("gateway_requests_total", (("model", "iris"), ("worker", "1")))] == 4
-        assert (await client.get("/v2/health/live")).json() == {"live": True}
-        assert (await client.post("/metrics")).status_code == 404  # not a scrape: passed on to the app
+    edge = WorkersMetrics(app, Workers(tmp_path, 0, 2, registry_with(2, 0)))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge), base_url="http://gateway") as client:
+            answer = await client.get("/metrics")
+            assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+            found = samples(answer.text)
+            assert found[("gateway_requests_total", (("model", "iris"), ("worker", "0")))] == 2
+            assert found[("gateway_requests_total", (("model", "iris"), ("worker", "1")))] == 4
+            assert (await client.get("/v2/health/live")).json() == {"live": True}
+            assert (await client.post("/metrics")).status_code == 404  # not a scrape: passed on to the app
+    finally:
+        await other.stop()

@@ -123,8 +123,8 @@ class GatewaySettings(ServiceSettings):
     http_port: int = 8080
     #: Port of the V2 gRPC inference service (``inference.GRPCInferenceService``).
     grpc_port: int = 9080
-    #: Worker processes sharing the gRPC port through SO_REUSEPORT (1 = this process only); REST and
-    #: /metrics stay on the first, whose /metrics carries every worker's series labelled by worker.
+    #: Worker processes sharing the gRPC and HTTP ports through SO_REUSEPORT (1 = this process only);
+    #: /metrics, whichever worker answers it, carries every worker's series labelled by worker.
     workers: int = Field(default=1, ge=1, le=64)
     #: The V2 gRPC server: "native" (the gateway's own asyncio HTTP/2 edge, a fraction of grpc.aio's
     #: CPU per call) or "aio" (grpc.aio). Env: LOOPLINE_GRPC_SERVER.

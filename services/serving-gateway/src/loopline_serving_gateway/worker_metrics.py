@@ -1,27 +1,23 @@
-"""/metrics of every worker process, served on the first one's HTTP port.
+"""/metrics of every worker process, whichever worker answers the scrape.
 
-With ``WORKERS`` > 1 the HTTP port (REST, /metrics) stays with the first process;
-the others have no port Prometheus knows. Without this, their requests, fallbacks
-and dropped prediction-log events were counted where nobody could read them.
-
-Each other worker answers scrapes over a pipe from the first (a daemon thread that
-waits on the pipe and writes its registry's text exposition). When /metrics is read
-on the first process, it asks every worker at once, waits up to ``SCRAPE_TIMEOUT_S``,
-and answers with all their series, each labelled ``worker="<n>"`` (its own as
-``worker="0"``). A worker that does not answer in time, or is gone, is left out of
-that scrape with a warning; a late answer is recognised by its sequence number and
-dropped. Nothing of this runs on a request's path.
+With ``WORKERS`` > 1 the gateway's processes share the HTTP port as they share the
+gRPC one (SO_REUSEPORT), so a scrape of /metrics reaches one of them at random.
+Each worker therefore also answers on a Unix socket of its own
+(``<dir>/worker-<n>.sock``, in a directory private to the gateway's processes) with
+its registry's text exposition; the worker that gets /metrics reads every other
+worker's at once (waiting up to ``SCRAPE_TIMEOUT_S``) and answers with all their
+series, each sample labelled ``worker="<n>"``. A worker that does not answer in
+time (stuck or gone) is left out of that scrape with a warning; one still starting
+(no socket yet) is left out quietly. Nothing of this runs on a request's path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import struct
-import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from multiprocessing.connection import Connection
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -31,67 +27,82 @@ from prometheus_client.parser import text_string_to_metric_families
 log = logging.getLogger(__name__)
 
 SCRAPE_TIMEOUT_S = 2.0
-_SEQ = struct.Struct("!Q")
+_MAX_EXPOSITION = 64 << 20
 
 
-def answer_scrapes(connection: Connection, registry: CollectorRegistry) -> threading.Thread:
-    """In a worker other than the first: answer each scrape request with this registry's exposition."""
-    def run() -> None:
-        try:
-            while True:
-                asked = connection.recv_bytes()
-                connection.send_bytes(asked[:_SEQ.size] + generate_latest(registry))
-        except (EOFError, OSError):
-            return  # the first process is gone: so is the reason to answer
-
-    thread = threading.Thread(target=run, name="metrics-scrapes", daemon=True)
-    thread.start()
-    return thread
+def socket_path(directory: Path, worker: int) -> Path:
+    return directory / f"worker-{worker}.sock"
 
 
-class WorkerScrapes:
-    """The first process's side: asks every other worker for its exposition."""
+class Workers:
+    """This worker's number, how many there are, and where each answers scrapes."""
 
-    def __init__(self, workers: Sequence[tuple[int, Connection]], timeout_s: float = SCRAPE_TIMEOUT_S) -> None:
-        self._workers = list(workers)
+    def __init__(self, directory: Path, worker: int, count: int, registry: CollectorRegistry,
+                 timeout_s: float = SCRAPE_TIMEOUT_S) -> None:
+        self.directory = directory
+        self.worker = worker
+        self.count = count
+        self._registry = registry
         self._timeout_s = timeout_s
-        self._seq = 0
-        self._lock = threading.Lock()  # one scrape at a time on the pipes
+        self._server: asyncio.AbstractServer | None = None
 
-    def texts(self) -> list[tuple[int, str]]:
-        """(worker, exposition) of each worker that answered in time (blocking: run it in a thread)."""
-        with self._lock:
-            self._seq += 1
-            seq = _SEQ.pack(self._seq)
-            asked = []
-            for worker, connection in self._workers:
-                try:
-                    connection.send_bytes(seq)
-                    asked.append((worker, connection))
-                except OSError as exc:
-                    log.warning("metrics: worker %d is gone (%s); its series are left out", worker, exc)
-            deadline = time.monotonic() + self._timeout_s
-            found = []
-            for worker, connection in asked:
-                text = self._answer(connection, seq, deadline)
-                if text is None:
-                    log.warning("metrics: worker %d did not answer within %.1f s; its series are left out "
-                                "of this scrape", worker, self._timeout_s)
-                else:
-                    found.append((worker, text))
-            return found
+    async def start(self) -> None:
+        """Answers scrapes of this worker on its socket."""
+        path = socket_path(self.directory, self.worker)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by an earlier run of this worker
 
-    @staticmethod
-    def _answer(connection: Connection, seq: bytes, deadline: float) -> str | None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                writer.write(generate_latest(self._registry))
+                await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        self._server = await asyncio.start_unix_server(answer, path=str(path))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _read(self, worker: int) -> str | None:
+        path = socket_path(self.directory, worker)
         try:
-            while connection.poll(max(deadline - time.monotonic(), 0.0)):
-                answer = connection.recv_bytes()
-                if answer[:_SEQ.size] == seq:
-                    return answer[_SEQ.size:].decode()
-                # an answer to an earlier scrape that came too late: dropped
-        except (EOFError, OSError):
-            pass
-        return None
+            async with asyncio.timeout(self._timeout_s):
+                reader, writer = await asyncio.open_unix_connection(str(path))
+                try:
+                    return (await _read_all(reader)).decode()
+                finally:
+                    writer.close()
+        except FileNotFoundError:
+            log.debug("metrics: worker %d is not listening yet; its series are left out of this scrape", worker)
+            return None
+        except (OSError, TimeoutError) as exc:
+            log.warning("metrics: worker %d did not answer (%s); its series are left out of this scrape",
+                        worker, exc or type(exc).__name__)
+            return None
+
+    async def expositions(self) -> list[tuple[int, str]]:
+        """(worker, exposition) of this worker and of every other that answered in time."""
+        others = [w for w in range(self.count) if w != self.worker]
+        texts = await asyncio.gather(*(self._read(w) for w in others))
+        found = [(self.worker, generate_latest(self._registry).decode())]
+        found += [(w, text) for w, text in zip(others, texts, strict=True) if text is not None]
+        return sorted(found)
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    parts, size = [], 0
+    while chunk := await reader.read(1 << 16):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > _MAX_EXPOSITION:
+            raise OSError(f"an exposition over {_MAX_EXPOSITION} bytes")
+    return b"".join(parts)
 
 
 class _Families:
@@ -125,18 +136,15 @@ def merged(expositions: Iterable[tuple[int, str]]) -> bytes:
 class WorkersMetrics:
     """ASGI: ``GET /metrics`` answered with every worker's series; anything else passed on to ``app``."""
 
-    def __init__(self, app: Any, registry: CollectorRegistry, scrapes: WorkerScrapes) -> None:
+    def __init__(self, app: Any, workers: Workers) -> None:
         self._app = app
-        self._registry = registry
-        self._scrapes = scrapes
+        self._workers = workers
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != "/metrics" or scope["method"] not in ("GET", "HEAD"):
             await self._app(scope, receive, send)
             return
-        own = generate_latest(self._registry).decode()
-        others = await asyncio.to_thread(self._scrapes.texts)
-        body = merged([(0, own), *others])
+        body = merged(await self._workers.expositions())
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode()),
                                 (b"content-length", str(len(body)).encode())]})

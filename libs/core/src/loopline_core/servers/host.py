@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -94,7 +95,14 @@ class ServiceHost:
     #: An ASGI app served in front of ``app`` (it answers what it knows and passes the rest
     #: on to ``app``); made from ``app`` when the HTTP server starts.
     front: Callable[[Any], Any] | None = None
+    #: Bind the HTTP port with SO_REUSEPORT, for several processes serving it (the kernel spreads
+    #: connections among them).
+    http_reuse_port: bool = False
+    #: Listen for HTTP only once every component has started (a process that shares the port
+    #: with others that are serving already: none of its connections meets a process not ready).
+    http_when_ready: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _components_started: asyncio.Event = field(default_factory=asyncio.Event)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -126,7 +134,7 @@ class ServiceHost:
         if tls is not None:
             tls.load(config)
         http = _Uvicorn(config)
-        http_task = asyncio.create_task(http.serve(), name=f"{self.name}-http")
+        http_task = asyncio.create_task(self._serve_http(http), name=f"{self.name}-http")
         for component in self.components:
             if component.check:
                 self.readiness.add(component.name, component.check)
@@ -140,6 +148,7 @@ class ServiceHost:
                 break
             started.append(component)
         tasks = [asyncio.create_task(b.run(), name=b.name) for b in self.background] if not self._stop.is_set() else []
+        self._components_started.set()
         exit_code = 0
         if not self._stop.is_set():
             self.readiness.started = True
@@ -155,6 +164,15 @@ class ServiceHost:
                     exit_code = 1
         await self._shutdown(tasks, started, http, http_task)
         return exit_code
+
+    async def _serve_http(self, http: uvicorn.Server) -> None:
+        if self.http_when_ready:
+            await self._components_started.wait()  # set also when stopped while starting
+            if self._stop.is_set():
+                return
+        # bound here, not before: the kernel queues connections for a socket that listens, accepted or not
+        sockets = [_reuse_port_socket(self.host, self.http_port)] if self.http_reuse_port else None
+        await http.serve(sockets=sockets)
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]], started: list[Component],
                         http: uvicorn.Server, http_task: asyncio.Task[None]) -> None:
@@ -177,3 +195,20 @@ class ServiceHost:
         if hasattr(provider, "shutdown"):
             provider.shutdown()
         log.info("%s: stopped", self.name)
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket with SO_REUSEPORT (and SO_REUSEADDR), as uvicorn would bind it otherwise."""
+    family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
