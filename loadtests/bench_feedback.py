@@ -24,6 +24,10 @@ only, so that no one holding of the lock is long; do not also wrap the command i
 BENCH_FEEDBACK_REPLICAS=<k> (default 1) runs k collectors in one consumer group (scale-out:
 each joins its share of the partitions); CPU per join then sums them.
 BENCH_FEEDBACK_PYSPY=<dir>: record each run's label phase with py-spy (on PATH or /tmp/pyspy).
+
+Its parts in loadtests/feedback/: process.py (the collector subprocess), events.py (a
+prediction and its label), meter.py (the collectors' metrics, CPU per part), report.py
+(percentiles, medians, ratios); this file is the workload and the runs.
 """
 
 from __future__ import annotations
@@ -40,97 +44,18 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from aiokafka import AIOKafkaConsumer
-from loopline.common.v1 import common_pb2
-from loopline.events.v1 import predictions_pb2
 from loopline_core.kafka.cloudevents import encode, new_event
 from loopline_core.kafka.producer import EventProducer, Outgoing, kafka_producer
 from loopline_core.kafka.topics import FEEDBACK, LABELED, PREDICTIONS
 from loopline_core.settings import KafkaSettings
 
-from loadtests.cpu import cpu_seconds, machine_busy_s, stack_pids
+from loadtests.feedback.events import label, prediction
+from loadtests.feedback.meter import CpuMeter, collector_metrics, phase_means
 from loadtests.feedback.process import CollectorProcess, start_collector
-
-
-def _prediction(model: str, pid: str) -> predictions_pb2.PredictionLogged:
-    p = predictions_pb2.PredictionLogged(prediction_id=pid, model=model, version=1,
-                                         variant=common_pb2.VARIANT_CHAMPION)
-    p.outputs.add(name="probabilities", datatype="FP32", shape=[1, 3], fp_contents=[0.2, 0.7, 0.1])
-    p.served_at.FromDatetime(datetime.now(UTC))
-    return p
-
-
-def _label(pid: str) -> predictions_pb2.FeedbackReceived:
-    f = predictions_pb2.FeedbackReceived(feedback_id=str(uuid.uuid4()), prediction_id=pid,
-                                         label=common_pb2.Label(class_index=1), source="bench")
-    f.event_time.FromDatetime(datetime.now(UTC))
-    return f
-
-
-async def _metrics(http_ports: list[int], prefix: str) -> dict[str, float]:
-    """The collectors' Prometheus samples named ``prefix``..., summed over the replicas."""
-    found: dict[str, float] = {}
-    async with httpx.AsyncClient() as client:
-        for port in http_ports:
-            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-            for line in text.splitlines():
-                if line.startswith(prefix) and "_bucket" not in line and "_created" not in line:
-                    name, value = line.split()[0], float(line.split()[-1])
-                    found[name] = found.get(name, 0.0) + value
-    return found
-
-
-def _phase_means(metrics: dict[str, float]) -> dict[str, float]:
-    """Mean milliseconds per batch in each phase of the collector's join (when it reports them)."""
-    means = {}
-    for phase in ("acquire", "store", "join", "emit", "commit"):
-        count = metrics.get(f'feedback_batch_phase_seconds_count{{phase="{phase}"}}')
-        if count:
-            means[f"{phase}_ms"] = round(1000 * metrics[f'feedback_batch_phase_seconds_sum{{phase="{phase}"}}'] / count, 1)
-    return means
-
-
-class CpuMeter:
-    """CPU spent during the label phase by the collector, Kafka, PostgreSQL,
-    this bench (producer + consumer), and the whole machine; ``other_work_cores``: what
-    the machine spent on anything else (other people's work on a shared machine)."""
-
-    def __init__(self, collectors: list[int], stack_marker: str) -> None:
-        self._collectors, self._marker = collectors, stack_marker
-
-    def _sample(self) -> dict[str, object]:
-        return {"collector": cpu_seconds(self._collectors),
-                "kafka": cpu_seconds(stack_pids(self._marker, b"java")),
-                "postgres": cpu_seconds(stack_pids(self._marker, b"postgres")),
-                "bench": time.process_time(), "machine": machine_busy_s(), "wall": time.perf_counter()}
-
-    def start(self) -> None:
-        self._start = self._sample()
-
-    def per_join(self, n: int) -> dict[str, float]:
-        end, start = self._sample(), self._start
-
-        def spent(kind: str) -> float:
-            before: dict[int, float] = start[kind]  # type: ignore[assignment]
-            return sum(v - before.get(pid, 0.0) for pid, v in end[kind].items())  # type: ignore[union-attr]
-
-        wall = float(end["wall"]) - float(start["wall"])  # type: ignore[arg-type]
-        ours = spent("collector") + spent("kafka") + spent("postgres") + float(end["bench"]) - float(start["bench"])  # type: ignore[arg-type]
-        machine = float(end["machine"]) - float(start["machine"])  # type: ignore[arg-type]
-        return {"other_work_cores": round(max(0.0, machine - ours) / wall, 2),"collector_cpu_us_per_join": round(spent("collector") / n * 1e6, 1),
-                "kafka_cpu_us_per_join": round(spent("kafka") / n * 1e6, 1),
-                "postgres_cpu_us_per_join": round(spent("postgres") / n * 1e6, 1),
-                "bench_cpu_us_per_join": round((float(end["bench"]) - float(start["bench"])) / n * 1e6, 1),  # type: ignore[arg-type]
-                "machine_busy_cores": round((float(end["machine"]) - float(start["machine"])) / wall, 2)}  # type: ignore[arg-type]
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from loadtests.feedback.report import medians, pct, ratios
 
 
 async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
@@ -159,17 +84,17 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         await consumer.seek_to_end()
         ids = [str(uuid.uuid4()) for _ in range(n)]
         for start in range(0, n, 2000):
-            await producer.send_batch(PREDICTIONS, [Outgoing(pid, _prediction(model, pid)) for pid in ids[start:start + 2000]])
+            await producer.send_batch(PREDICTIONS, [Outgoing(pid, prediction(model, pid)) for pid in ids[start:start + 2000]])
         # Wait until the collector has stored every prediction: what follows times the labels' joins.
         async with asyncio.timeout(180):
-            while sum((await _metrics(ports, "feedback_predictions_total")).values()) < n:
+            while sum((await collector_metrics(ports, "feedback_predictions_total")).values()) < n:
                 await asyncio.sleep(0.2)
         sent_at: dict[str, float] = {}
         joined_at: dict[str, float] = {}
         # The labels are encoded (CloudEvents over protobuf, as EventProducer writes them)
         # before the clock starts, and sent through the driver: the load generator shares
         # the machine, so its CPU per label is kept small (and reported).
-        labels = [(pid.encode(), *encode(new_event(_label(pid), source=producer.source))) for pid in ids]
+        labels = [(pid.encode(), *encode(new_event(label(pid), source=producer.source))) for pid in ids]
         driver = kafka_producer(KafkaSettings(bootstrap_servers=bootstrap), client_id="bench-feedback-labels")
         await driver.start()
         model_key = model.encode()
@@ -191,7 +116,7 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         per_tick = max(1, int(rate * tick))
         cpu = CpuMeter([c.proc.pid for c in collectors], stack_marker or str(root.parent))
         spy = _py_spy(collectors[0].proc.pid, n / rate + 2, python_path or extra_env)
-        before = await _metrics(ports, "feedback_batch_")
+        before = await collector_metrics(ports, "feedback_batch_")
         cpu.start()
         started = time.perf_counter()
         sends = []
@@ -217,16 +142,16 @@ async def bench(bootstrap: str, dsn: str, root: Path, n: int, rate: int,
         if spy is not None:
             spy.wait(timeout=60)
         total_s = max(joined_at.values()) - started
-        after = await _metrics(ports, "feedback_batch_")
+        after = await collector_metrics(ports, "feedback_batch_")
         metrics = {name: value - before.get(name, 0.0) for name, value in after.items()}  # the label phase
         batches = metrics.get("feedback_batch_seconds_count", 0.0)
         latencies = [(joined_at[pid] - sent_at[pid]) * 1000 for pid in ids if pid in joined_at and pid in sent_at]
         return {"labels": n, "offered_rate": rate, "replicas": replicas, "sending_s": round(sending_s, 2),
                 "joins_per_s": round(n / total_s), "p50_ms": round(statistics.median(latencies), 1),
-                "p99_ms": round(_pct(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
+                "p99_ms": round(pct(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
                 "handler_calls": int(batches),
                 "handler_ms_mean": round(1000 * metrics.get("feedback_batch_seconds_sum", 0.0) / max(batches, 1), 1),
-                **_phase_means(metrics), **spent}
+                **phase_means(metrics), **spent}
     finally:
         if driver is not None:
             await driver.stop()
@@ -261,33 +186,6 @@ def _held(lock: str | None):  # type: ignore[no-untyped-def]
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-_KEYS = ("joins_per_s", "p50_ms", "p99_ms", "max_ms", "handler_ms_mean", "collector_cpu_us_per_join",
-         "kafka_cpu_us_per_join", "postgres_cpu_us_per_join", "bench_cpu_us_per_join", "machine_busy_cores", "other_work_cores")
-
-
-def _ratios(medians: list[dict[str, object]]) -> list[dict[str, object]]:
-    """current / baseline of each median, per offered rate."""
-    by = {(m["variant"], m["offered_rate"]): m for m in medians}
-    out = []
-    for (variant, rate), current in by.items():
-        base = by.get(("baseline", rate))
-        if variant != "current" or base is None:
-            continue
-        out.append({"offered_rate": rate, **{f"{k}_ratio": round(float(current[k]) / float(base[k]), 2)  # type: ignore[arg-type]
-                                            for k in _KEYS if float(base[k])}})  # type: ignore[arg-type]
-    return out
-
-
-def _medians(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    keys = _KEYS
-    out = []
-    for variant, rate in dict.fromkeys((r["variant"], r["offered_rate"]) for r in rows):
-        runs = [r for r in rows if (r["variant"], r["offered_rate"]) == (variant, rate)]
-        out.append({"variant": variant, "offered_rate": rate, "runs": len(runs),
-                    **{k: statistics.median(float(r[k]) for r in runs) for k in keys}})  # type: ignore[arg-type]
-    return out
 
 
 def main() -> int:
@@ -328,14 +226,14 @@ def main() -> int:
                             print(json.dumps(rows[-1]), flush=True)
         finally:
             stack.down()
-    medians = _medians(rows)
-    for row in medians:
+    summary = medians(rows)
+    for row in summary:
         print("median", json.dumps(row))
-    ratios = _ratios(medians)
-    for row in ratios:
+    compared = ratios(summary)
+    for row in compared:
         print("ratio", json.dumps(row))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "feedback.json").write_text(json.dumps({"results": rows, "medians": medians, "ratios": ratios}, indent=2))
+    (out / "feedback.json").write_text(json.dumps({"results": rows, "medians": summary, "ratios": compared}, indent=2))
     return 0
 
 
