@@ -68,3 +68,39 @@ async def test_a_removed_deployment_removes_the_route(tmp_path: Path) -> None:
     del registry.deployments["iris"]
     await reconciler.sync_all()
     assert table.find("iris") is None and triton.loaded == set()
+
+
+async def test_a_version_another_worker_is_busy_with_is_unloaded_only_once_it_is_not(tmp_path: Path) -> None:
+    registry, triton, table, reconciler = _world(tmp_path)
+    asked: list[str] = []
+    busy_until = {"iris.v1": 3}  # another worker still routes to v1 for its first three answers
+
+    async def peers_busy(name: str) -> bool:
+        asked.append(name)
+        busy_until[name] = busy_until.get(name, 0) - 1
+        return busy_until[name] >= 0
+
+    reconciler.peers_busy = peers_busy
+    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
+    await reconciler.sync_all()
+    assert asked == []  # nothing to unload
+    registry.deployments["iris"] = Deployment("iris", 2, (Split(2, 1.0, C),))
+    await reconciler.sync_model("iris")
+    registry.deployments["iris"] = Deployment("iris", 3, (Split(3, 1.0, C),))
+    await reconciler.sync_model("iris")
+    assert asked == ["iris.v1"] * 4 and triton.loaded == {"iris.v3", "iris.v2"}
+    assert reconciler.busy("iris.v3") and not reconciler.busy("iris.v1")
+
+
+async def test_waiting_for_other_workers_is_bounded_by_the_drain_timeout(tmp_path: Path) -> None:
+    registry, triton, table, _ = _world(tmp_path)
+    reconciler = Reconciler(registry, triton, table, tmp_path, inflight=Counter(), drain_timeout_s=0.3)
+
+    async def always_busy(name: str) -> bool:
+        return True
+
+    reconciler.peers_busy = always_busy
+    for revision, version in enumerate((1, 2, 3), 1):
+        registry.deployments["iris"] = Deployment("iris", revision, (Split(version, 1.0, C),))
+        await reconciler.sync_model("iris")
+    assert triton.loaded == {"iris.v3", "iris.v2"}  # a stuck worker does not hold an unload for ever

@@ -4,8 +4,9 @@ The worker processes share the V2 gRPC port and the HTTP port (REST, probes,
 /metrics) through SO_REUSEPORT: the kernel spreads connections among them. A worker
 started after the first listens for HTTP only once it is ready, as it binds gRPC
 only then. Whichever worker answers /metrics answers with every worker's series
-(``worker_metrics``: each also answers scrapes on a Unix socket of its own, in a
-directory private to this run).
+(``worker_peers``: each also answers the others on a Unix socket of its own, in a
+directory private to this run); and a worker unloads a version only once no other
+worker routes to it or has requests to it in flight.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from loopline_core.telemetry import setup_tracing
 
 from loopline_serving_gateway.bootstrap import build
 from loopline_serving_gateway.settings import GatewaySettings
-from loopline_serving_gateway.worker_metrics import Workers, WorkersMetrics
+from loopline_serving_gateway.worker_peers import Workers, WorkersMetrics
 
 
 def serve(settings: GatewaySettings, workers: tuple[Path, int, int] | None = None) -> int:
@@ -41,7 +42,8 @@ def serve(settings: GatewaySettings, workers: tuple[Path, int, int] | None = Non
     if workers is not None:
         directory, worker, count = workers
         host = gateway.host
-        peers = Workers(directory, worker, count, gateway.metrics.registry)
+        peers = Workers(directory, worker, count, gateway.metrics.registry, gateway.reconciler.busy)
+        gateway.reconciler.peers_busy = peers.busy_elsewhere
         host.components.insert(0, Component("worker-metrics", peers.start, peers.stop))
         edge = host.front  # the REST edge, ahead of FastAPI: /metrics is passed on, to the merge
         assert edge is not None

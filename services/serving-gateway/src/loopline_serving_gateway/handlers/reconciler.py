@@ -4,7 +4,8 @@ For each deployment: materialise every wanted version (artifact hash verified),
 load it through the repository API, wait until READY, and only then switch the
 model's route in one assignment. If any wanted version fails, the old route
 stays in place and the next sync tries again. Versions no route references any
-more are unloaded once their in-flight requests have drained.
+more are unloaded once their in-flight requests have drained, here and, with
+several worker processes, in the others too (``peers_busy``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -54,6 +55,13 @@ class Reconciler:
         self._loaded: set[str] = set()
         self._lock = asyncio.Lock()
         self.errors: dict[str, str] = {}
+        #: With several worker processes: whether another one still routes to a Triton model or
+        #: has requests to it in flight (each applies a deployment change on its own).
+        self.peers_busy: Callable[[str], Awaitable[bool]] | None = None
+
+    def busy(self, name: str) -> bool:
+        """Whether this process routes to Triton model ``name`` or has requests to it in flight."""
+        return self._inflight[name] > 0 or name in self._table.referenced()
 
     async def sync_all(self) -> None:
         """Read every deployment and apply it (start-up and periodic resync)."""
@@ -143,6 +151,9 @@ class Reconciler:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._drain_timeout_s
         while self._inflight[name] > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        peers_busy = self.peers_busy
+        while peers_busy is not None and loop.time() < deadline and await peers_busy(name):
             await asyncio.sleep(0.05)
 
     async def resync_forever(self, interval_s: float) -> None:

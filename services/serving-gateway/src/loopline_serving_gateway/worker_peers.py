@@ -1,14 +1,20 @@
-"""/metrics of every worker process, whichever worker answers the scrape.
+"""What the gateway's worker processes ask each other (``WORKERS`` > 1).
 
-With ``WORKERS`` > 1 the gateway's processes share the HTTP port as they share the
-gRPC one (SO_REUSEPORT), so a scrape of /metrics reaches one of them at random.
-Each worker therefore also answers on a Unix socket of its own
-(``<dir>/worker-<n>.sock``, in a directory private to the gateway's processes) with
-its registry's text exposition; the worker that gets /metrics reads every other
-worker's at once (waiting up to ``SCRAPE_TIMEOUT_S``) and answers with all their
-series, each sample labelled ``worker="<n>"``. A worker that does not answer in
-time (stuck or gone) is left out of that scrape with a warning; one still starting
-(no socket yet) is left out quietly. Nothing of this runs on a request's path.
+Each worker answers on a Unix socket of its own (``<dir>/worker-<n>.sock``, in a
+directory private to the gateway's processes) one request line per connection:
+
+* ``metrics``: its registry's text exposition. The processes share the HTTP port
+  as they share the gRPC one (SO_REUSEPORT), so a scrape of /metrics reaches one of
+  them at random; that one reads every other worker's exposition at once (waiting
+  up to ``TIMEOUT_S``) and answers with all their series, each sample labelled
+  ``worker="<n>"``.
+* ``busy <triton model>``: ``1`` if its routes reference that Triton model or
+  requests to it are in flight, else ``0``. A worker unloading a version it no
+  longer routes to first waits until no other worker is busy with it: the workers
+  apply a deployment change each on its own, not at the same instant.
+
+A worker that does not answer in time (stuck or gone) is left out with a warning;
+one still starting (no socket yet) quietly. Nothing of this runs on a request's path.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 log = logging.getLogger(__name__)
 
-SCRAPE_TIMEOUT_S = 2.0
+TIMEOUT_S = 2.0
 _MAX_EXPOSITION = 64 << 20
 
 
@@ -38,11 +44,12 @@ class Workers:
     """This worker's number, how many there are, and where each answers scrapes."""
 
     def __init__(self, directory: Path, worker: int, count: int, registry: CollectorRegistry,
-                 timeout_s: float = SCRAPE_TIMEOUT_S) -> None:
+                 busy: Callable[[str], bool] = lambda name: False, timeout_s: float = TIMEOUT_S) -> None:
         self.directory = directory
         self.worker = worker
         self.count = count
         self._registry = registry
+        self._busy = busy
         self._timeout_s = timeout_s
         self._server: asyncio.AbstractServer | None = None
 
@@ -54,9 +61,14 @@ class Workers:
 
         async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                writer.write(generate_latest(self._registry))
+                async with asyncio.timeout(self._timeout_s):
+                    asked = (await reader.readline()).decode("utf-8", "replace").strip()
+                if asked == "metrics":
+                    writer.write(generate_latest(self._registry))
+                elif asked.startswith("busy "):
+                    writer.write(b"1" if self._busy(asked[5:]) else b"0")
                 await writer.drain()
-            except ConnectionError:
+            except (ConnectionError, TimeoutError, ValueError):
                 pass
             finally:
                 writer.close()
@@ -69,30 +81,36 @@ class Workers:
             await self._server.wait_closed()
             self._server = None
 
-    async def _read(self, worker: int) -> str | None:
+    async def _ask(self, worker: int, request: str) -> str | None:
         path = socket_path(self.directory, worker)
         try:
             async with asyncio.timeout(self._timeout_s):
                 reader, writer = await asyncio.open_unix_connection(str(path))
                 try:
+                    writer.write(request.encode() + b"\n")
                     return (await _read_all(reader)).decode()
                 finally:
                     writer.close()
         except FileNotFoundError:
-            log.debug("metrics: worker %d is not listening yet; its series are left out of this scrape", worker)
+            log.debug("worker %d is not listening yet (%s): left out", worker, request)
             return None
         except (OSError, TimeoutError) as exc:
-            log.warning("metrics: worker %d did not answer (%s); its series are left out of this scrape",
-                        worker, exc or type(exc).__name__)
+            log.warning("worker %d did not answer %r (%s); left out", worker, request, exc or type(exc).__name__)
             return None
 
     async def expositions(self) -> list[tuple[int, str]]:
         """(worker, exposition) of this worker and of every other that answered in time."""
         others = [w for w in range(self.count) if w != self.worker]
-        texts = await asyncio.gather(*(self._read(w) for w in others))
+        texts = await asyncio.gather(*(self._ask(w, "metrics") for w in others))
         found = [(self.worker, generate_latest(self._registry).decode())]
         found += [(w, text) for w, text in zip(others, texts, strict=True) if text is not None]
         return sorted(found)
+
+    async def busy_elsewhere(self, name: str) -> bool:
+        """Whether another worker routes to Triton model ``name`` or has requests to it in flight."""
+        others = [w for w in range(self.count) if w != self.worker]
+        answers = await asyncio.gather(*(self._ask(w, f"busy {name}") for w in others))
+        return "1" in answers
 
 
 async def _read_all(reader: asyncio.StreamReader) -> bytes:

@@ -1,4 +1,4 @@
-"""/metrics with several workers: every worker's series on the first one's port, labelled by worker."""
+"""The workers asking each other: /metrics with every worker's series labelled by worker, and who is busy with a model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loopline_serving_gateway.worker_metrics import Workers, WorkersMetrics, merged, socket_path
+from loopline_serving_gateway.worker_peers import Workers, WorkersMetrics, merged, socket_path
 
 
 def registry_with(requests: float, buffered: float) -> CollectorRegistry:
@@ -73,7 +73,7 @@ async def test_a_gone_or_silent_worker_is_left_out(tmp_path: Path, caplog: pytes
             started = loop.time()
             assert [n for n, _ in await asked.expositions()] == [0]
             assert loop.time() - started < 2.0
-        assert "worker 2 did not answer" in caplog.text  # stuck: a warning
+        assert "worker 2 did not answer 'metrics'" in caplog.text  # stuck: a warning
         assert "worker 1" not in caplog.text  # not listening yet (starting): quietly left out
     finally:
         for writer in held:
@@ -103,3 +103,20 @@ async def test_get_metrics_is_answered_with_every_worker_and_the_rest_goes_on(tm
             assert (await client.post("/metrics")).status_code == 404  # not a scrape: passed on to the app
     finally:
         await other.stop()
+
+
+async def test_a_worker_tells_the_others_whether_it_is_busy_with_a_model(tmp_path: Path) -> None:
+    busy = {"iris.v1"}
+    first = Workers(tmp_path, 0, 3, registry_with(0, 0), busy=lambda name: False)
+    second = Workers(tmp_path, 1, 3, registry_with(0, 0), busy=lambda name: name in busy)
+    await first.start()
+    await second.start()  # the third never starts: no answer, not busy
+    try:
+        assert await first.busy_elsewhere("iris.v1")
+        assert not await first.busy_elsewhere("iris.v2")
+        busy.clear()
+        assert not await first.busy_elsewhere("iris.v1")
+        assert not await second.busy_elsewhere("iris.v1")
+    finally:
+        await first.stop()
+        await second.stop()
