@@ -44,7 +44,7 @@ def serve(settings: GatewaySettings, workers: tuple[Path, int, int] | None = Non
         host = gateway.host
         peers = Workers(directory, worker, count, gateway.metrics.registry, gateway.reconciler.busy)
         gateway.reconciler.peers_busy = peers.busy_elsewhere
-        host.components.insert(0, Component("worker-metrics", peers.start, peers.stop))
+        host.components.insert(0, Component("worker-peers", peers.start, peers.stop))
         edge = host.front  # the REST edge, ahead of FastAPI: /metrics is passed on, to the merge
         assert edge is not None
         host.front = lambda app: edge(WorkersMetrics(app, peers))
