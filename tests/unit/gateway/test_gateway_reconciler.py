@@ -104,3 +104,26 @@ async def test_waiting_for_other_workers_is_bounded_by_the_drain_timeout(tmp_pat
         registry.deployments["iris"] = Deployment("iris", revision, (Split(version, 1.0, C),))
         await reconciler.sync_model("iris")
     assert triton.loaded == {"iris.v3", "iris.v2"}  # a stuck worker does not hold an unload for ever
+
+
+async def test_a_version_already_ready_from_the_same_artifact_is_not_loaded_again(tmp_path: Path) -> None:
+    registry, triton, table, first = _world(tmp_path)
+    loads: list[str] = []
+    load = triton.load
+
+    async def counted(name: str) -> None:
+        loads.append(name)
+        await load(name)
+
+    triton.load = counted  # type: ignore[method-assign]
+    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
+    await first.sync_all()
+    second = Reconciler(registry, triton, RoutingTable(), tmp_path, inflight=Counter())  # another worker
+    await second.sync_all()
+    assert loads == ["iris.v1"]  # the second found it READY, its entry holding the registry's artifact
+
+    (tmp_path / "iris.v1" / "1" / "model.pt").write_bytes(b"something else")
+    third = Reconciler(registry, triton, RoutingTable(), tmp_path, inflight=Counter())
+    await third.sync_all()
+    assert loads == ["iris.v1", "iris.v1"]  # not the artifact the registry has: written and loaded again
+    assert (tmp_path / "iris.v1" / "1" / "model.pt").read_bytes() == b"torchscript-1"
