@@ -24,7 +24,7 @@ import uvloop
 from gateway_fakes import FakeTriton, request
 from h2_raw import MAX, Raw, gone, message, u32
 from pydantic import ValidationError
-from tls_certs import Pki, make_pki
+from tls_certs import Pki
 from tls_clients import (
     EchoServicer,
     channel_credentials,
@@ -52,11 +52,6 @@ from loopline_serving_gateway.handlers.inference import Inference
 from loopline_serving_gateway.handlers.models import ModelCatalog
 from loopline_serving_gateway.metrics import GatewayMetrics
 from loopline_serving_gateway.settings import GatewaySettings, GrpcEdgeSettings, PredictionLogSettings, TlsSettings
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(params=["native", "aio"])

@@ -21,7 +21,7 @@ import pytest
 import uvloop
 from h2_raw import Raw, message
 from pydantic import ValidationError
-from tls_certs import Pki, make_pki
+from tls_certs import Pki
 from tls_clients import (
     EchoServicer,
     channel_credentials,
@@ -40,11 +40,6 @@ from loopline_serving_gateway.entrypoints.grpc_v2 import InferenceServer
 from loopline_serving_gateway.entrypoints.h2_edge import NativeGrpcServer
 from loopline_serving_gateway.settings import GatewaySettings, PredictionLogSettings, TlsSettings
 from loopline_serving_gateway.tls_reload import TlsReloader
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @dataclass

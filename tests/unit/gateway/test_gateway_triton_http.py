@@ -15,7 +15,8 @@ from tritonclient.grpc import service_pb2 as pb
 
 from loopline_core.errors import InvalidArgument, Unavailable
 
-from loopline_serving_gateway.adapters.triton_http import TritonHttp, decode_response, encode_request
+from loopline_serving_gateway.adapters.triton_http import TritonHttp
+from loopline_serving_gateway.adapters.triton_v2_codec import decode_response, encode_request
 
 
 def _answer(status: int = 200, *, body: bytes | None = None, chunked: bool = False, close: bool = False) -> bytes:
@@ -122,16 +123,16 @@ def test_json_outputs_are_converted_to_raw_bytes_too() -> None:
 
 
 def test_plain_requests_reuse_the_header_of_their_signature() -> None:
-    from loopline_serving_gateway.adapters import triton_http
+    from loopline_serving_gateway.adapters import triton_v2_codec
 
     first, same, other = request("iris.v1", rows=2, version="1"), request("iris.v1", rows=2, version="1"), \
         request("iris.v1", rows=3, version="1")
     same.raw_input_contents[0] = bytes(len(same.raw_input_contents[0]))  # other values, same signature
     path, header, tail = encode_request(first)
-    assert (path, header) == triton_http._encode_request(first)[:2]  # noqa: SLF001
+    assert (path, header) == triton_v2_codec._encode_request(first)[:2]  # noqa: SLF001
     again = encode_request(same)
     assert again[:2] == (path, header) and again[2] == [same.raw_input_contents[0]]
-    assert encode_request(other)[1] == triton_http._encode_request(other)[1] != header  # noqa: SLF001
+    assert encode_request(other)[1] == triton_v2_codec._encode_request(other)[1] != header  # noqa: SLF001
     with_id = request("iris.v1", rows=2, version="1")
     with_id.id = "r-7"
     assert json.loads(encode_request(with_id)[1])["id"] == "r-7"  # an id is never served from the cache
@@ -141,7 +142,7 @@ def test_plain_requests_reuse_the_header_of_their_signature() -> None:
 
 
 def test_a_repeated_answer_header_decodes_as_the_first_and_copies_are_independent() -> None:
-    from loopline_serving_gateway.adapters import triton_http
+    from loopline_serving_gateway.adapters import triton_v2_codec
 
     header = json.dumps({"model_name": "iris.v1", "model_version": "1", "parameters": {"sequence_end": False},
                          "outputs": [{"name": "a", "datatype": "FP32", "shape": [1, 2],
@@ -151,15 +152,15 @@ def test_a_repeated_answer_header_decodes_as_the_first_and_copies_are_independen
     bodies = [header + np.array([n, n + 1], np.float32).tobytes() + np.array([n], np.int32).tobytes()
               for n in range(3)]
     answers = [decode_response(body, len(header)) for body in bodies]
-    assert header in triton_http._ANSWERS  # noqa: SLF001
+    assert header in triton_v2_codec._ANSWERS  # noqa: SLF001
     for body, answer in zip(bodies, answers, strict=True):
-        assert answer == triton_http._decode_response(body, len(header))  # noqa: SLF001
+        assert answer == triton_v2_codec._decode_response(body, len(header))  # noqa: SLF001
     answers[0].parameters["prediction_id"].string_param = "p"  # the gateway stamps its answers
     assert "prediction_id" not in decode_response(bodies[1], len(header)).parameters
     with_id = json.dumps({"model_name": "m", "id": "r1", "outputs": [
         {"name": "a", "datatype": "FP32", "shape": [1], "parameters": {"binary_data_size": 4}}]}).encode()
     assert decode_response(with_id + bytes(4), len(with_id)).id == "r1"
-    assert with_id not in triton_http._ANSWERS  # noqa: SLF001
+    assert with_id not in triton_v2_codec._ANSWERS  # noqa: SLF001
 
 
 async def test_infer_keeps_the_connection_and_sends_the_trace_context(serve: Callable[..., object]) -> None:
