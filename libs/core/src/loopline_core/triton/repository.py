@@ -11,6 +11,7 @@ pytorch_libtorch backend; only ``backend`` in config.pbtxt differs)::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -122,6 +123,18 @@ def write_entry(repository: Path, name: str, version: int, artifact: Path, confi
             out.write(config)
         os.replace(config_tmp, config_path)
     return target
+
+
+def entry_sha256(repository: Path, name: str, version: int) -> str | None:
+    """The sha256 of the artifact in place for this version (read in 1 MiB chunks), or None."""
+    digest = hashlib.sha256()
+    try:
+        with open(repository / check_name(name) / str(version) / "model.pt", "rb") as entry:
+            while chunk := entry.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _holds(target: Path, artifact: Path, shim: str) -> bool:

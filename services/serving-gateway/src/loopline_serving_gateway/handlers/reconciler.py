@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from loopline_core.errors import FailedPrecondition, LooplineError
-from loopline_core.triton.repository import TensorConfig, render_config, write_entry
+from loopline_core.triton.repository import TensorConfig, entry_sha256, render_config, write_entry
 
 from loopline_serving_gateway.adapters.registry import RegistryPort, VersionInfo
 from loopline_serving_gateway.domain.deployments import Deployment, route_for
@@ -112,7 +112,8 @@ class Reconciler:
         if name in self._loaded and await self._triton.is_ready(name, str(version)):
             return
         info = await self._registry.get_version(model, version)
-        if await self._triton.is_ready(name, str(version)) and await asyncio.to_thread(self._entry_holds, name, info):
+        if (await self._triton.is_ready(name, str(version))
+                and await asyncio.to_thread(entry_sha256, self._repository, name, version) == info.sha256):
             # READY from the same artifact: loaded by another worker, or before this process
             # restarted. Loading again would make Triton load it anew.
             self._loaded.add(name)
@@ -126,17 +127,6 @@ class Reconciler:
         if not await self._triton.is_ready(name, str(version)):
             raise FailedPrecondition(f"Triton loaded {name} but does not report version {version} READY")
         self._loaded.add(name)
-
-    def _entry_holds(self, name: str, info: VersionInfo) -> bool:
-        """Whether the repository entry of this version holds the registry's artifact (by hash)."""
-        digest = hashlib.sha256()
-        try:
-            with open(self._repository / name / str(info.version) / "model.pt", "rb") as entry:
-                while chunk := entry.read(1 << 20):
-                    digest.update(chunk)
-        except OSError:
-            return False
-        return digest.hexdigest() == info.sha256
 
     def _materialise(self, name: str, info: VersionInfo, artifact: bytes) -> None:
         config = render_config(
