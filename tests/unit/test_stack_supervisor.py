@@ -132,3 +132,11 @@ def test_a_part_that_never_gets_ready_is_stopped_after_its_timeout(tmp_path: Pat
     results = stack.up("registry")
     assert results[0].outcome == "failed" and "not ready after" in str(results[0].error)
     assert stack.supervisor.names() == []
+
+
+def test_the_gateway_is_waited_for_longer_than_the_other_services(tmp_path: Path) -> None:
+    """Its /readyz waits for every deployed model to load in Triton: a kept run directory has many."""
+    config = StackConfig.for_tests(tmp_path)
+    timeouts = {spec.name: Service(config, spec).start_timeout for spec in SERVICES}
+    assert timeouts.pop("serving-gateway") == 300.0
+    assert set(timeouts.values()) == {60.0}

@@ -19,6 +19,10 @@ from loopline_cli.stack.supervisor import Launch
 class ServiceSpec:
     name: str
     grpc: bool = True
+    #: Seconds to wait for /readyz. The gateway is ready once every deployed model is loaded in
+    #: Triton (a few seconds each with the python backend here), so its wait grows with the
+    #: deployments a run directory has kept.
+    start_timeout: float = 60.0
 
     @property
     def script(self) -> str:
@@ -31,7 +35,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("trainer"),
     ServiceSpec("feedback-collector"),
     ServiceSpec("drift-detector", grpc=False),
-    ServiceSpec("serving-gateway"),
+    ServiceSpec("serving-gateway", start_timeout=300.0),
 )
 
 
@@ -122,6 +126,7 @@ class Service(Component):
         super().__init__(config)
         self.spec = spec
         self.name = spec.name
+        self.start_timeout = spec.start_timeout
         self.argv = list(command) if command else [str(config.venv_bin / spec.script)]
 
     @property
