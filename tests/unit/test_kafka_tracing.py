@@ -82,3 +82,22 @@ def test_unreadable_trace_headers_start_a_new_trace(spans: InMemorySpanExporter)
     with process_span(PREDICTIONS, [("traceparent", b"\xff garbage")], group_id="g", partition=0, offset=0) as span:
         assert span.get_span_context().is_valid
         assert span.parent is None  # type: ignore[attr-defined]
+
+
+def test_the_tracer_is_kept_while_the_provider_stays_and_follows_a_new_one(
+        spans: InMemorySpanExporter, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from loopline_core.kafka import tracing
+
+    assert tracing._tracer() is tracing._tracer()
+    other = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(other))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    spans.clear()
+    with process_span(PREDICTIONS, [], group_id="g", partition=0, offset=1):
+        pass
+    assert [s.name for s in other.get_finished_spans()] == [f"process {PREDICTIONS}"]
+    assert spans.get_finished_spans() == ()

@@ -6,7 +6,9 @@ propagator; a consumer extracts it and handles the record inside a
 ``process <topic>`` span (kind CONSUMER) that is a child of the producer's span,
 so one trace runs through the hop. Tracer and propagator are looked up when a span
 starts, never at import, so whatever ``loopline_core.telemetry`` (or a test)
-installed is used.
+installed is used; the tracer is kept while the installed provider stays the same
+(an SDK provider makes a new tracer on every ``get_tracer``, about 20 µs, and the
+gateway's prediction log opens a span for every batch it sends).
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ from opentelemetry.trace import Link, Span, SpanKind
 TRACER_NAME = "loopline_core.kafka"
 
 
+_kept: tuple[trace.TracerProvider, trace.Tracer] | None = None
+
+
 def _tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    global _kept
+    provider = trace.get_tracer_provider()
+    kept = _kept
+    if kept is None or kept[0] is not provider:
+        kept = _kept = (provider, provider.get_tracer(TRACER_NAME))
+    return kept[1]
 
 
 def _base_attributes(topic: str, operation: str) -> dict[str, str]:
