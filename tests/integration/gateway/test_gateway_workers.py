@@ -1,7 +1,8 @@
 """WORKERS=2 on the real Triton and Kafka: both processes serve the shared gRPC and HTTP
 ports; /metrics, whichever process answers it, counts every request of both, labelled by
 worker; and two promotions under load, each applied by every worker on its own, lose no
-request (a version is unloaded only once no worker routes to it)."""
+request (a version is unloaded only once no worker routes to it), and each version is
+loaded into Triton once (one worker loads it, the other waits for it and finds it READY)."""
 
 from __future__ import annotations
 
@@ -120,7 +121,9 @@ async def test_two_workers_share_the_ports_report_together_and_promote_without_a
     async with registry_server(registry) as target:
         settings = gateway_settings(triton, kafka_bootstrap, target, tmp_path, grpc_port=free_port(), workers=2)
         gateway = f"127.0.0.1:{settings.grpc_port}"
-        process = subprocess.Popen([sys.executable, "-c", RUN, settings.model_dump_json()])
+        output = tmp_path / "gateway.log"
+        with output.open("w") as sink:
+            process = subprocess.Popen([sys.executable, "-c", RUN, settings.model_dump_json()], stderr=sink)
         try:
             base = f"http://127.0.0.1:{settings.http_port}"
             async with httpx.AsyncClient(base_url=base) as http:
@@ -148,7 +151,10 @@ async def test_two_workers_share_the_ports_report_together_and_promote_without_a
         finally:
             process.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(process.wait, 60)
-    assert code == 0
+    log = output.read_text()
+    assert code == 0, log[-4000:]
+    for version in (1, 2, 3):
+        assert log.count(f"loaded {model}.v{version} into Triton") == 1, log[-4000:]
     assert None not in served, f"{served.count(None)} of {len(served)} calls failed during the promotions"
     changes = [v for i, v in enumerate(served) if i == 0 or v != served[i - 1]]
     assert changes[0] == "1" and changes[-1] == "3" and set(changes) == {"1", "2", "3"}

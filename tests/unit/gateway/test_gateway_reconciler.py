@@ -3,6 +3,7 @@ failed loads keep the old route, unreferenced versions unloaded."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -127,3 +128,70 @@ async def test_a_version_already_ready_from_the_same_artifact_is_not_loaded_agai
     await third.sync_all()
     assert loads == ["iris.v1", "iris.v1"]  # not the artifact the registry has: written and loaded again
     assert (tmp_path / "iris.v1" / "1" / "model.pt").read_bytes() == b"torchscript-1"
+
+
+class _SlowTriton(FakeTriton):
+    """Loads take a while; counts the loads, and the most at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[str] = []
+        self.running = self.most = 0
+
+    async def load(self, name: str) -> None:
+        self.loads.append(name)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(0.05)
+            await super().load(name)
+        finally:
+            self.running -= 1
+
+
+async def test_deployments_load_concurrently_up_to_the_bound(tmp_path: Path) -> None:
+    for bound in (1, 3):
+        registry, triton, table = InMemoryRegistry(), _SlowTriton(), RoutingTable()
+        for model in ("a", "b", "c", "d", "e", "f", "g"):
+            artifact = f"torchscript-{model}".encode()
+            registry.add_version(VersionInfo(model, 1, hashlib.sha256(artifact).hexdigest(), *SIGNATURE), artifact)
+            registry.deployments[model] = Deployment(model, 1, (Split(1, 1.0, C),))
+        reconciler = Reconciler(registry, triton, table, tmp_path / str(bound), inflight=Counter(),
+                                load_concurrency=bound)
+        await reconciler.sync_all()
+        assert triton.most == bound and len(triton.loads) == 7
+        assert sorted(table.models()) == ["a", "b", "c", "d", "e", "f", "g"]
+
+
+async def test_of_two_workers_applying_a_change_at_once_one_loads_and_the_other_finds_it_ready(
+        tmp_path: Path) -> None:
+    registry, triton, _, first = _world(tmp_path)
+    triton = _SlowTriton()
+    first = Reconciler(registry, triton, RoutingTable(), tmp_path, inflight=Counter())
+    second = Reconciler(registry, triton, RoutingTable(), tmp_path, inflight=Counter())
+    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
+    await asyncio.gather(first.sync_all(), second.sync_all())
+    assert triton.loads == ["iris.v1"]  # the second waited for the entry's lock, then found v1 READY
+    registry.deployments["iris"] = Deployment("iris", 2, (Split(2, 1.0, C),))
+    await asyncio.gather(first.sync_model("iris"), second.sync_model("iris"))
+    assert triton.loads == ["iris.v1", "iris.v2"]
+
+
+async def test_a_version_routed_to_again_while_it_drains_is_kept(tmp_path: Path) -> None:
+    registry, triton, table, _ = _world(tmp_path)
+    inflight: Counter[str] = Counter()
+    reconciler = Reconciler(registry, triton, table, tmp_path, inflight=inflight)
+    for revision, version in enumerate((1, 2), 1):
+        registry.deployments["iris"] = Deployment("iris", revision, (Split(version, 1.0, C),))
+        await reconciler.sync_model("iris")
+    inflight["iris.v1"] = 1  # a request to v1 (the fallback until now) still in flight
+    registry.deployments["iris"] = Deployment("iris", 3, (Split(3, 1.0, C),))
+    moving_on = asyncio.create_task(reconciler.sync_model("iris"))  # v1 unreferenced: drains
+    await asyncio.sleep(0.1)
+    assert not moving_on.done()
+    registry.deployments["iris"] = Deployment("iris", 4, (Split(1, 1.0, C),))  # rolled back to v1
+    await reconciler.sync_model("iris")
+    inflight["iris.v1"] = 0
+    await moving_on
+    assert table.get("iris").targets[0].version == 1 and "iris.v1" in triton.loaded
+    assert (tmp_path / "iris.v1" / "1" / "model.pt").exists()

@@ -94,7 +94,7 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
         registry, triton, table, settings.triton.model_repository, inflight=inflight,
         backend=settings.triton_backend, gpu=settings.triton_gpu, threads=settings.triton_model_threads,
         fallback_versions=settings.fallback_versions,
-        drain_timeout_s=settings.drain_timeout_s,
+        drain_timeout_s=settings.drain_timeout_s, load_concurrency=settings.triton_load_concurrency,
         on_failure=lambda model: metrics.reconcile_failures.labels(model).inc())
     catalog = ModelCatalog(table, triton)
 

@@ -141,6 +141,8 @@ class GatewaySettings(ServiceSettings):
     triton_gpu: bool = False
     #: torch threads per model instance written into config.pbtxt (0: torch's default, one per core).
     triton_model_threads: int = Field(default=1, ge=0)
+    #: Triton loads the reconciler asks for at once (Triton's own load threads: 4 by default).
+    triton_load_concurrency: int = Field(default=4, ge=1, le=64)
     #: Seconds between full re-reads of the registry's deployments (events keep it current in between).
     resync_interval_s: float = Field(default=60.0, gt=0)
     #: How long an unreferenced version may keep draining in-flight requests before it is unloaded.

@@ -6,16 +6,21 @@ pytorch_libtorch backend; only ``backend`` in config.pbtxt differs)::
     <repository>/<triton name>/config.pbtxt
     <repository>/<triton name>/<version>/model.pt   (the TorchScript artifact)
     <repository>/<triton name>/<version>/model.py   (python backend shim)
+    <repository>/.locks/<triton name>.lock          (``entry_lock``; Triton runs with explicit
+                                                     model control and never reads it)
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -144,3 +149,31 @@ def _holds(target: Path, artifact: Path, shim: str) -> bool:
                 and (target / "model.pt").read_bytes() == artifact.read_bytes())
     except OSError:
         return False
+
+
+#: How often a process waiting for ``entry_lock`` tries again.
+LOCK_POLL_S = 0.05
+
+
+@contextlib.asynccontextmanager
+async def entry_lock(repository: Path, name: str) -> AsyncIterator[None]:
+    """Hold one Triton model's entry against every other process on this host (the gateway's
+    workers each reconcile the same deployments): whoever holds it writes, loads or unloads
+    that model; the others wait, then find it loaded. An advisory ``flock`` on
+    ``<repository>/.locks/<name>.lock``, asked for without blocking and again every
+    ``LOCK_POLL_S`` (a thread blocked in ``flock`` could not be cancelled); released when the
+    process ends, however it ends. Lock files are never removed (removing one while another
+    process waits on it would let two hold it)."""
+    locks = repository / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    handle = os.open(locks / f"{check_name(name)}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(LOCK_POLL_S)
+        yield
+    finally:
+        os.close(handle)  # releases the lock

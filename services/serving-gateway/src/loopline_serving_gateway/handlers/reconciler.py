@@ -6,6 +6,12 @@ model's route in one assignment. If any wanted version fails, the old route
 stays in place and the next sync tries again. Versions no route references any
 more are unloaded once their in-flight requests have drained, here and, with
 several worker processes, in the others too (``peers_busy``).
+
+Deployments are applied concurrently, at most ``load_concurrency`` Triton loads at
+a time (Triton loads models on several threads: four models here load in about
+half the time of one after another). Each Triton model's writing, loading and
+unloading is done under ``entry_lock``, so of several workers one loads and the
+others wait for it and find the version READY, instead of loading it again.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from loopline_core.errors import FailedPrecondition, LooplineError
-from loopline_core.triton.repository import TensorConfig, entry_sha256, render_config, write_entry
+from loopline_core.triton.repository import TensorConfig, entry_lock, entry_sha256, render_config, write_entry
 
 from loopline_serving_gateway.adapters.registry import RegistryPort, VersionInfo
 from loopline_serving_gateway.domain.deployments import Deployment, route_for
@@ -40,7 +46,7 @@ class Reconciler:
     def __init__(self, registry: RegistryPort, triton: TritonControl, table: RoutingTable, repository: Path, *,
                  inflight: Counter[str], backend: str = "python", gpu: bool = False, threads: int = 1,
                  fallback_versions: dict[str, int] | None = None, drain_timeout_s: float = 30.0,
-                 on_failure: Callable[[str], None] = lambda model: None) -> None:
+                 load_concurrency: int = 4, on_failure: Callable[[str], None] = lambda model: None) -> None:
         self._registry = registry
         self._triton = triton
         self._table = table
@@ -54,6 +60,7 @@ class Reconciler:
         self._on_failure = on_failure
         self._loaded: set[str] = set()
         self._lock = asyncio.Lock()
+        self._loads = asyncio.Semaphore(load_concurrency)
         self.errors: dict[str, str] = {}
         #: With several worker processes: whether another one still routes to a Triton model or
         #: has requests to it in flight (each applies a deployment change on its own).
@@ -67,8 +74,9 @@ class Reconciler:
         """Read every deployment and apply it (start-up and periodic resync)."""
         deployments = await self._registry.list_deployments()
         async with self._lock:
-            for deployment in deployments:
-                await self._apply(deployment)
+            async with asyncio.TaskGroup() as group:
+                for deployment in deployments:
+                    group.create_task(self._apply(deployment))
             wanted = {d.model for d in deployments}
             for model in set(self._table.models()) - wanted:
                 self._table.remove(model)
@@ -112,21 +120,26 @@ class Reconciler:
         if name in self._loaded and await self._triton.is_ready(name, str(version)):
             return
         info = await self._registry.get_version(model, version)
-        if (await self._triton.is_ready(name, str(version))
-                and await asyncio.to_thread(entry_sha256, self._repository, name, version) == info.sha256):
-            # READY from the same artifact: loaded by another worker, or before this process
-            # restarted. Loading again would make Triton load it anew.
+        async with self._loads, entry_lock(self._repository, name):
+            if (await self._triton.is_ready(name, str(version))
+                    and await asyncio.to_thread(entry_sha256, self._repository, name, version) == info.sha256):
+                # READY from the same artifact: loaded by another worker (maybe while this one
+                # waited for the lock), or before this process restarted. Loading again would
+                # make Triton load it anew.
+                self._loaded.add(name)
+                log.info("%s is READY in Triton from the registry's artifact: not loaded again", name)
+                return
+            artifact = await self._registry.download(info.sha256)
+            digest = hashlib.sha256(artifact).hexdigest()
+            if digest != info.sha256:
+                raise FailedPrecondition(
+                    f"artifact of {model} v{version} has sha256 {digest}, registry says {info.sha256}")
+            self._materialise(name, info, artifact)
+            await self._triton.load(name)
+            if not await self._triton.is_ready(name, str(version)):
+                raise FailedPrecondition(f"Triton loaded {name} but does not report version {version} READY")
             self._loaded.add(name)
-            return
-        artifact = await self._registry.download(info.sha256)
-        digest = hashlib.sha256(artifact).hexdigest()
-        if digest != info.sha256:
-            raise FailedPrecondition(f"artifact of {model} v{version} has sha256 {digest}, registry says {info.sha256}")
-        self._materialise(name, info, artifact)
-        await self._triton.load(name)
-        if not await self._triton.is_ready(name, str(version)):
-            raise FailedPrecondition(f"Triton loaded {name} but does not report version {version} READY")
-        self._loaded.add(name)
+            log.info("loaded %s into Triton", name)
 
     def _materialise(self, name: str, info: VersionInfo, artifact: bytes) -> None:
         config = render_config(
@@ -144,13 +157,16 @@ class Reconciler:
         stale = self._loaded - self._table.referenced()
         for name in sorted(stale):
             await self._drain(name)
-            try:
-                await self._triton.unload(name)
-            except LooplineError as exc:
-                log.warning("could not unload %s: %s", name, exc)
-                continue
-            self._loaded.discard(name)
-            shutil.rmtree(self._repository / name, ignore_errors=True)
+            async with entry_lock(self._repository, name):
+                if name in self._table.referenced():
+                    continue  # routed to again while it drained (a roll-back): kept
+                try:
+                    await self._triton.unload(name)
+                except LooplineError as exc:
+                    log.warning("could not unload %s: %s", name, exc)
+                    continue
+                self._loaded.discard(name)
+                shutil.rmtree(self._repository / name, ignore_errors=True)
             log.info("unloaded %s", name)
 
     async def _drain(self, name: str) -> None:
