@@ -1,7 +1,8 @@
 """Rollouts on the real Triton, driven by DeploymentChanged on the real Kafka: shadow
 never changes a response, a promotion under load gives zero errors and the old
 version answers until the new one is READY, a broken artifact leaves the serving
-version alone, and with the champion's Triton side broken the fallback answers."""
+version alone, and with the champion's Triton side broken the fallback answers, until
+the gateway has loaded the champion into Triton again."""
 
 from __future__ import annotations
 
@@ -131,6 +132,12 @@ async def test_shadow_promotion_broken_artifact_and_fallback(triton: TritonEndpo
                 assert reply.model_version == "1" and reply.parameters["fallback"].bool_param
                 assert "v2 failed" in reply.parameters["fallback_reason"].string_param
                 np.testing.assert_array_equal(np.frombuffer(reply.raw_output_contents[0], np.float32), v1[0])
+
+                # Triton lost v2 (as after a restart): the failed call made the gateway load it again.
+                async with asyncio.timeout(90):
+                    while (await client.infer(model, [tensor])).get_response().model_version != "2":
+                        await asyncio.sleep(0.2)
+                assert await direct.is_model_ready(f"{model}.v2")
             finally:
                 await client.close()
                 await direct.close()

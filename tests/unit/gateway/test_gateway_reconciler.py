@@ -8,7 +8,10 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from gateway_fakes import FakeTriton
+
+from loopline_core.errors import Unavailable
 
 from loopline_serving_gateway.adapters.registry import InMemoryRegistry, TensorSpec, VersionInfo
 from loopline_serving_gateway.domain.deployments import Deployment, Split
@@ -195,3 +198,48 @@ async def test_a_version_routed_to_again_while_it_drains_is_kept(tmp_path: Path)
     await moving_on
     assert table.get("iris").targets[0].version == 1 and "iris.v1" in triton.loaded
     assert (tmp_path / "iris.v1" / "1" / "model.pt").exists()
+
+
+async def test_a_routed_version_triton_lost_is_loaded_again_after_a_failed_call(tmp_path: Path) -> None:
+    from gateway_fakes import request
+
+    from loopline_core.errors import InvalidArgument
+    from loopline_serving_gateway.handlers.inference import Inference
+    from loopline_serving_gateway.metrics import GatewayMetrics
+    from loopline_serving_gateway.settings import GatewaySettings
+
+    registry, _, table, _ = _world(tmp_path)
+    triton = _SlowTriton()
+    reconciler = Reconciler(registry, triton, table, tmp_path, inflight=Counter())
+    inference = Inference(table, triton, None, GatewayMetrics(), GatewaySettings(), Counter(),
+                          on_unavailable=reconciler.suspect)
+    for revision, version in enumerate((1, 2), 1):
+        registry.deployments["iris"] = Deployment("iris", revision, (Split(version, 1.0, C),))
+        await reconciler.sync_model("iris")
+    healer = asyncio.create_task(reconciler.heal_forever(min_interval_s=0.05))
+    try:
+        triton.loaded.clear()  # Triton restarted: nothing loaded
+        with pytest.raises(Unavailable):  # v2 failed, and so did its fallback v1
+            await inference.infer(request("iris"))
+        async with asyncio.timeout(5):
+            while triton.loaded != {"iris.v1", "iris.v2"}:
+                await asyncio.sleep(0.01)
+        assert (await inference.infer(request("iris"))).version == 2
+        assert triton.loads[-2:] in (["iris.v1", "iris.v2"], ["iris.v2", "iris.v1"])
+
+        async def refused(*args: object) -> None:
+            raise InvalidArgument("Triton: unexpected shape for input 'features'")
+
+        triton.infer = refused  # type: ignore[method-assign,assignment]
+        asked: list[str] = []
+        triton.is_ready = lambda name, version="": asked.append(name) or FakeTriton.is_ready(triton, name)  # type: ignore[method-assign]
+        with pytest.raises(InvalidArgument):  # bad input says nothing about the model: not checked
+            await inference.infer(request("iris"))
+        await asyncio.sleep(0.2)
+        assert asked == []
+    finally:
+        healer.cancel()
+
+    triton.loaded.discard("iris.v1")  # lost, and no call failed: the periodic resync finds it
+    await reconciler.sync_all()
+    assert triton.loaded == {"iris.v1", "iris.v2"} and table.get("iris").revision == 2

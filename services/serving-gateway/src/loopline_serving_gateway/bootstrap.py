@@ -103,7 +103,8 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
         catalog.started = True
 
     components.append(Component("deployments", first_sync))
-    inference = Inference(table, data_plane, prediction_log, metrics, settings, inflight)
+    inference = Inference(table, data_plane, prediction_log, metrics, settings, inflight,
+                          on_unavailable=reconciler.suspect)
     gatekeeper = Gatekeeper(settings.api_keys, settings.rate_limit_per_key)
     tracing = Tracing(settings.trace_requests)
     servicer = InferenceServicer(inference, catalog, gatekeeper, tracing)
@@ -111,7 +112,8 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     grpc_server = InferenceServer(servicer, settings.host, settings.grpc_port, settings.limits.max_request_bytes,
                                   settings.grpc_server, settings.grpc_edge, settings.tls, reloader)
     components.append(grpc_server.component())
-    background = [Background("resync", lambda: reconciler.resync_forever(settings.resync_interval_s))]
+    background = [Background("resync", lambda: reconciler.resync_forever(settings.resync_interval_s)),
+                  Background("heal", reconciler.heal_forever)]
     if reloader is not None:
         background.append(Background("tls-reload", reloader.run))
     if prediction_log is not None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,7 +42,8 @@ class Answer:
 
 class Inference:
     def __init__(self, table: RoutingTable, triton: TritonInfer, log_: PredictionLog | None,
-                 metrics: GatewayMetrics, settings: GatewaySettings, inflight: Counter[str]) -> None:
+                 metrics: GatewayMetrics, settings: GatewaySettings, inflight: Counter[str], *,
+                 on_unavailable: Callable[[str], None] | None = None) -> None:
         self._table = table
         self._triton = triton
         self._log = log_
@@ -51,6 +52,9 @@ class Inference:
         self._timeout = settings.triton_timeout_s
         self._inflight = inflight
         self._shadows: set[asyncio.Task[None]] = set()
+        #: Told the Triton model of every call that failed other than on bad input (the
+        #: reconciler checks it is still loaded; Triton may have restarted).
+        self._on_unavailable = on_unavailable
 
     async def _call(self, request: pb.ModelInferRequest, target: Target,
                     trace: RequestTrace | None) -> pb.ModelInferResponse:
@@ -63,6 +67,8 @@ class Inference:
             return await self._triton.infer(request, self._timeout, metadata)
         except LooplineError as exc:
             failed(span, exc)
+            if self._on_unavailable is not None and not isinstance(exc, InvalidArgument):
+                self._on_unavailable(name)
             raise
         finally:
             self._inflight[name] -= 1

@@ -12,6 +12,12 @@ a time (Triton loads models on several threads: four models here load in about
 half the time of one after another). Each Triton model's writing, loading and
 unloading is done under ``entry_lock``, so of several workers one loads and the
 others wait for it and find the version READY, instead of loading it again.
+
+A routed version Triton no longer reports READY (Triton restarted, or it was unloaded
+behind the gateway's back) is loaded again: checked when a call to it fails
+(``suspect``, at most once a second) and for every routed version at each resync.
+Without this a route kept pointing at a model Triton had lost until its deployment
+changed.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import logging
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -62,6 +68,8 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self._loads = asyncio.Semaphore(load_concurrency)
         self.errors: dict[str, str] = {}
+        self._suspects: set[str] = set()
+        self._suspected = asyncio.Event()
         #: With several worker processes: whether another one still routes to a Triton model or
         #: has requests to it in flight (each applies a deployment change on its own).
         self.peers_busy: Callable[[str], Awaitable[bool]] | None = None
@@ -80,6 +88,7 @@ class Reconciler:
             wanted = {d.model for d in deployments}
             for model in set(self._table.models()) - wanted:
                 self._table.remove(model)
+        await self.heal(self._table.referenced())
         await self.unload_unreferenced()
 
     async def sync_model(self, model: str) -> None:
@@ -140,6 +149,40 @@ class Reconciler:
                 raise FailedPrecondition(f"Triton loaded {name} but does not report version {version} READY")
             self._loaded.add(name)
             log.info("loaded %s into Triton", name)
+
+    def suspect(self, name: str) -> None:
+        """A call to Triton model ``name`` failed: have ``heal_forever`` check it (off the request path)."""
+        self._suspects.add(name)
+        self._suspected.set()
+
+    async def heal(self, names: Iterable[str]) -> None:
+        """Load again each of these Triton models that a route references and Triton does not
+        report READY. A failure is logged and counted; the next check tries again."""
+        wanted = set(names)
+        for model in self._table.models():
+            route = self._table.find(model)
+            for version in sorted(route.versions()) if route is not None else ():
+                name = triton_name(model, version)
+                if name not in wanted:
+                    continue
+                try:
+                    if await self._triton.is_ready(name, str(version)):
+                        continue
+                    log.warning("%s is routed to but Triton does not report it READY: loading it again", name)
+                    await self._ensure_loaded(model, version)
+                except (LooplineError, OSError) as exc:
+                    self._on_failure(model)
+                    log.error("could not load %s again: %s", name, exc)
+
+    async def heal_forever(self, min_interval_s: float = 1.0) -> None:
+        """Check the models ``suspect`` was told of, at most once every ``min_interval_s``
+        however many calls fail meanwhile."""
+        while True:
+            await self._suspected.wait()
+            self._suspected.clear()
+            names, self._suspects = self._suspects, set()
+            await self.heal(names)
+            await asyncio.sleep(min_interval_s)
 
     def _materialise(self, name: str, info: VersionInfo, artifact: bytes) -> None:
         config = render_config(
