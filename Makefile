@@ -7,7 +7,7 @@ RUN = $(UV) run --frozen
 RUN_DIR ?= .run
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo test test-unit test-integration protos check-protos up down status logs bench bench-gateway bench-feedback bench-drift bench-registry bench-producer clean
+.PHONY: help bootstrap demo test test-unit test-integration protos check-protos up down status logs bench bench-gateway bench-gateway-scale bench-feedback bench-drift bench-registry bench-producer clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ bench: bootstrap ## run the benchmarks in loadtests/ against a baseline in the s
 
 bench-gateway: bootstrap ## Triton directly against through the gateway (gRPC, REST; concurrency 1/4/16)
 	@$(RUN) python -m loadtests.bench_gateway
+
+bench-gateway-scale: bootstrap ## throughput at saturation, Triton directly against through 1, 2, ... gateway workers
+	@$(RUN) python -m loadtests.bench_gateway_scale
 
 bench-feedback: bootstrap ## sustained joins/s of the feedback collector, label-to-topic p50/p99
 	@$(RUN) python -m loadtests.bench_feedback

@@ -108,13 +108,14 @@ def variants() -> list[tuple[str, dict[str, str]]]:
     return found
 
 
-def start(root: Path, name: str, config: dict[str, object],
-          env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Gateway | None]:
+def start(root: Path, name: str, config: dict[str, object], env: dict[str, str], *,
+          grpc_port: int | None = None) -> tuple[subprocess.Popen[bytes], Gateway | None]:
     """Starts the gateway ``name`` (``serve`` in its own process, ``env`` its environment) and waits
-    until it is ready (180 s at most); the Gateway is None when it did not start."""
+    until it is ready (180 s at most); the Gateway is None when it did not start. ``grpc_port``:
+    a port other gateway processes serve too (SO_REUSEPORT), for several workers."""
     config = json.loads(json.dumps(config))
     http_port = free_port()
-    config["settings"].update(http_port=http_port, grpc_port=free_port(),  # type: ignore[attr-defined]
+    config["settings"].update(http_port=http_port, grpc_port=grpc_port or free_port(),  # type: ignore[attr-defined]
                               run_dir=str(root / f"gw-{name}"))
     config_path = root / f"gateway-{name}.json"
     config_path.write_text(json.dumps(config))
