@@ -243,3 +243,26 @@ async def test_a_routed_version_triton_lost_is_loaded_again_after_a_failed_call(
     triton.loaded.discard("iris.v1")  # lost, and no call failed: the periodic resync finds it
     await reconciler.sync_all()
     assert triton.loaded == {"iris.v1", "iris.v2"} and table.get("iris").revision == 2
+
+
+async def test_while_triton_is_unreachable_a_lost_version_is_retried_and_logged_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    registry, triton, table, reconciler = _world(tmp_path)
+    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
+    await reconciler.sync_all()
+    down = True
+
+    async def is_ready(name: str, version: str = "") -> bool:
+        if down:
+            raise Unavailable("Triton: connection refused")
+        return name in triton.loaded
+
+    triton.is_ready = is_ready  # type: ignore[method-assign]
+    triton.loaded.clear()
+    for _ in range(5):
+        await reconciler.heal({"iris.v1"})
+    failures = [r for r in caplog.records if "could not load iris.v1 again" in r.getMessage()]
+    assert len(failures) == 1 and "connection refused" in failures[0].getMessage()
+    down = False
+    await reconciler.heal({"iris.v1"})
+    assert "iris.v1" in triton.loaded

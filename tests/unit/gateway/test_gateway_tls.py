@@ -458,6 +458,30 @@ async def test_rest_enforces_the_minimum_tls_version(pki: Pki, tmp_path: Path) -
         assert await asyncio.wait_for(run, 10) == 0
 
 
+async def test_a_rest_client_that_never_completes_the_tls_handshake_is_closed(pki: Pki, tmp_path: Path) -> None:
+    tls = _tls(pki).model_copy(update={"handshake_timeout_s": 0.5})
+    run, stop, port = await running_gateway(tmp_path, tls)
+    url = f"https://127.0.0.1:{port}/healthz"
+    try:
+        await until_up(url, client_context(pki))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        silent = await asyncio.open_connection("127.0.0.1", port)  # connects, says nothing
+        halfway = await asyncio.open_connection("127.0.0.1", port)
+        halfway[1].write(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello's start, no more
+        for reader, writer in (silent, halfway):
+            try:
+                assert await asyncio.wait_for(reader.read(), 10) == b""
+            except ConnectionResetError:
+                pass  # closed with the handshake unfinished: an abort is as good as a FIN
+            writer.close()
+        assert 0.5 <= loop.time() - started < 5.0  # asyncio's default would have held them 60 s
+        assert await get(url, client_context(pki)) == 200  # and the port serves on
+    finally:
+        stop()
+        assert await asyncio.wait_for(run, 10) == 0
+
+
 def test_the_bootstrap_wires_tls_only_when_set(pki: Pki, tmp_path: Path) -> None:
     plain = build(GatewaySettings(run_dir=tmp_path, prediction_log=PredictionLogSettings(enabled=False)),
                   registry=object(), consume_events=False)  # type: ignore[arg-type]

@@ -137,7 +137,8 @@ def _http_tls(settings: GatewaySettings, reloader: TlsReloader | None) -> HttpTl
         return None
     return HttpTls(str(tls.cert_file), str(tls.key_file),
                    str(tls.client_ca_file) if tls.client_ca_file is not None else None,
-                   tls.minimum_version, on_load=reloader.attach if reloader is not None else None)
+                   tls.minimum_version, handshake_timeout_s=tls.handshake_timeout_s,
+                   on_load=reloader.attach if reloader is not None else None)
 
 
 class _LazyRegistry:

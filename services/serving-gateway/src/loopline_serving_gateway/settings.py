@@ -46,7 +46,8 @@ class TlsSettings(BaseModel):
     """TLS on the gateway's gRPC and REST ports (off unless ``cert_file`` and ``key_file`` are set).
 
     Env: ``LOOPLINE_TLS__CERT_FILE``, ``LOOPLINE_TLS__KEY_FILE``, ``LOOPLINE_TLS__CLIENT_CA_FILE``,
-    ``LOOPLINE_TLS__MIN_VERSION``, ``LOOPLINE_TLS__RELOAD_INTERVAL_S``. The files are read and
+    ``LOOPLINE_TLS__MIN_VERSION``, ``LOOPLINE_TLS__RELOAD_INTERVAL_S``,
+    ``LOOPLINE_TLS__HANDSHAKE_TIMEOUT_S``. The files are read and
     checked when the settings are loaded (start-up): a missing or unreadable file, a key that does
     not match the certificate, or a CA file with no certificate is refused with the setting named,
     never served as plaintext. They are read again when the servers start, and then watched
@@ -65,6 +66,10 @@ class TlsSettings(BaseModel):
     #: How often (seconds) the three files are looked at; changed files, once they are usable
     #: together, are served to new connections (open ones keep theirs). 0: never (a restart).
     reload_interval_s: float = Field(default=60.0, allow_inf_nan=False)
+    #: A client that has not completed the TLS handshake on the REST port by then is disconnected
+    #: (uvicorn leaves asyncio's 60 s). The native gRPC edge has the same 20 s limit of its own,
+    #: covering the TLS handshake and then the HTTP/2 preface.
+    handshake_timeout_s: float = Field(default=20.0, gt=0, allow_inf_nan=False)
 
     @field_validator("reload_interval_s")
     @classmethod

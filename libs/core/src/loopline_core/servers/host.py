@@ -57,6 +57,10 @@ class HttpTls:
     keyfile: str
     ca_certs: str | None = None
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    #: A client that has not completed the TLS handshake by then is disconnected (asyncio's own
+    #: default, which uvicorn leaves in place, is 60 s: sockets that connect and say nothing
+    #: would pile up for a minute each).
+    handshake_timeout_s: float = 20.0
     #: Given the port's SSL context once made (before the port listens) and the ALPN protocols it
     #: offers: e.g. to install an ``sni_callback`` that moves new connections onto a context
     #: made from renewed files.
@@ -72,10 +76,35 @@ class HttpTls:
 
 
 class _Uvicorn(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, handshake_timeout_s: float | None = None) -> None:
+        super().__init__(config)
+        self._handshake_timeout_s = handshake_timeout_s
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         # Signals are handled by ServiceHost, which stops uvicorn last.
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start, its TLS listeners given ``ssl_handshake_timeout`` (uvicorn has no option
+        for it): the loop's ``create_server`` is wrapped on this loop instance for the call."""
+        timeout = self._handshake_timeout_s
+        if timeout is None:
+            await super().startup(sockets)
+            return
+        loop = asyncio.get_running_loop()
+        create_server = loop.create_server
+
+        async def with_handshake_timeout(*args: Any, **kwargs: Any) -> asyncio.Server:
+            if kwargs.get("ssl") is not None:
+                kwargs.setdefault("ssl_handshake_timeout", timeout)
+            return await create_server(*args, **kwargs)
+
+        loop.create_server = with_handshake_timeout  # type: ignore[method-assign]
+        try:
+            await super().startup(sockets)
+        finally:
+            del loop.create_server  # the instance attribute: the class's method again
 
 
 @dataclass
@@ -133,7 +162,7 @@ class ServiceHost:
                                 ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.ca_certs else ssl.CERT_NONE)
         if tls is not None:
             tls.load(config)
-        http = _Uvicorn(config)
+        http = _Uvicorn(config, tls.handshake_timeout_s if tls is not None else None)
         http_task = asyncio.create_task(self._serve_http(http), name=f"{self.name}-http")
         for component in self.components:
             if component.check:

@@ -69,6 +69,7 @@ class Reconciler:
         self._loads = asyncio.Semaphore(load_concurrency)
         self.errors: dict[str, str] = {}
         self._suspects: set[str] = set()
+        self._heal_errors: dict[str, str] = {}
         self._suspected = asyncio.Event()
         #: With several worker processes: whether another one still routes to a Triton model or
         #: has requests to it in flight (each applies a deployment change on its own).
@@ -167,12 +168,16 @@ class Reconciler:
                     continue
                 try:
                     if await self._triton.is_ready(name, str(version)):
+                        self._heal_errors.pop(name, None)
                         continue
                     log.warning("%s is routed to but Triton does not report it READY: loading it again", name)
                     await self._ensure_loaded(model, version)
+                    self._heal_errors.pop(name, None)
                 except (LooplineError, OSError) as exc:
                     self._on_failure(model)
-                    log.error("could not load %s again: %s", name, exc)
+                    if self._heal_errors.get(name) != str(exc):  # once per distinct error, not every second
+                        self._heal_errors[name] = str(exc)
+                        log.error("could not load %s again (tried again while calls to it fail): %s", name, exc)
 
     async def heal_forever(self, min_interval_s: float = 1.0) -> None:
         """Check the models ``suspect`` was told of, at most once every ``min_interval_s``
