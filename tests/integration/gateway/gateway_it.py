@@ -50,11 +50,11 @@ def scripted_model(seed: int) -> tuple[bytes, torch.nn.Module]:
     return buffer.getvalue(), scripted
 
 
-def signature() -> common_pb2.Signature:
+def signature(features: int = FEATURES) -> common_pb2.Signature:
     return common_pb2.Signature(
-        inputs=[common_pb2.TensorSpec(name="features", datatype="FP32", shape=[-1, FEATURES])],
+        inputs=[common_pb2.TensorSpec(name="features", datatype="FP32", shape=[-1, features])],
         outputs=[common_pb2.TensorSpec(name="probabilities", datatype="FP32", shape=[-1, CLASSES])],
-        feature_names=[f"f{i}" for i in range(FEATURES)])
+        feature_names=[f"f{i}" for i in range(features)])
 
 
 @dataclass
@@ -65,11 +65,11 @@ class FakeRegistry(rpb_grpc.RegistryServiceServicer):
     versions: dict[tuple[str, int], rpb.ModelVersion] = field(default_factory=dict)
     artifacts: dict[str, bytes] = field(default_factory=dict)
 
-    def add_version(self, model: str, version: int, artifact: bytes) -> None:
+    def add_version(self, model: str, version: int, artifact: bytes, features: int = FEATURES) -> None:
         digest = hashlib.sha256(artifact).hexdigest()
         self.artifacts[digest] = artifact
         self.versions[(model, version)] = rpb.ModelVersion(
-            model=model, version=version, signature=signature(),
+            model=model, version=version, signature=signature(features),
             artifact=rpb.Artifact(sha256=digest, size_bytes=len(artifact), format="torchscript"))
 
     def deploy(self, model: str, splits: list[tuple[int, float, int]], shadows: tuple[int, ...] = ()) -> int:

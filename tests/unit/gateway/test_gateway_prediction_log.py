@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
 from gateway_fakes import request
 from tritonclient.grpc import service_pb2 as pb
 
@@ -178,7 +179,7 @@ def test_raw_tensors_convert_as_flat_values_does() -> None:
     for datatype, values in arrays.items():
         request.inputs.add(name=datatype, datatype=datatype, shape=list(values.shape))
         request.raw_input_contents.append(values.tobytes())
-    found = _tensors(request.inputs, request.raw_input_contents)
+    found, _, _ = _tensors(request.inputs, request.raw_input_contents)
     for (name, datatype, shape, field, values), raw in zip(found, request.raw_input_contents, strict=True):
         assert (field, values) == flat_values(datatype, raw)
         assert [type(v) for v in values] == [type(v) for v in flat_values(datatype, raw)[1]]
@@ -203,3 +204,75 @@ async def test_a_batch_is_built_in_slices_and_a_cancel_while_building_loses_noth
     assert loop_turns.count - before >= 3 and log.buffered == 0
     await log.flush()
     assert kafka.ids == []  # what _build returned is the caller's to send; the buffer is empty
+
+
+def _wide(n: int, features: int) -> Served:
+    """A one-row prediction with ``features`` FP32 inputs and three outputs."""
+    import numpy as np
+
+    message = pb.ModelInferRequest(model_name="wide")
+    message.inputs.add(name="features", datatype="FP32", shape=[1, features])
+    message.raw_input_contents.append(np.ones(features, np.float32).tobytes())
+    response = pb.ModelInferResponse()
+    response.outputs.add(name="probabilities", datatype="FP32", shape=[1, 3])
+    response.raw_output_contents.append(np.array([0.2, 0.3, 0.5], np.float32).tobytes())
+    return Served(f"wide-{n}", "wide", 1, 1, "wide.v1", message, response, 10, 0, 1)
+
+
+def test_a_tensor_that_would_pass_the_event_limit_is_logged_without_its_values() -> None:
+    from loopline_serving_gateway.handlers.prediction_log import events_of
+
+    limit = 64 * 1024
+    small, large = _wide(1, 1000), _wide(2, 20_000)  # 10 kB and 200 kB of values at most
+    (event,) = events_of(small, limit)
+    assert len(event.message.inputs[0].fp_contents) == 1000 and small.omitted_tensors == 0
+    (event,) = events_of(large, limit)
+    tensor = event.message.inputs[0]
+    assert (tensor.name, tensor.datatype, list(tensor.shape), len(tensor.fp_contents)) == (
+        "features", "FP32", [1, 20_000], 0)
+    assert list(event.message.outputs[0].fp_contents) == pytest.approx([0.2, 0.3, 0.5])  # outputs kept
+    assert large.omitted_tensors == 1 and event.message.ByteSize() < limit
+    (event,) = events_of(_wide(3, 20_000))  # no limit: everything
+    assert len(event.message.inputs[0].fp_contents) == 20_000
+
+
+class RefusingKafka(FlakyKafka):
+    """Refuses (as Kafka does a record over its limit) any batch holding one of ``refused``."""
+
+    def __init__(self, refused: set[str]) -> None:
+        super().__init__()
+        self.refused = refused
+        self.keys: list[str] = []
+
+    async def send_batch(self, topic: str, items: Iterable[Outgoing]) -> list[str]:
+        items = list(items)
+        if any(item.key in self.refused for item in items):
+            from loopline_core.errors import InvalidArgument
+
+            raise InvalidArgument("sending to loopline.predictions.v1: record too large", field="value")
+        self.keys.extend(item.key for item in items)
+        return await super().send_batch(topic, items)
+
+
+async def test_an_event_kafka_refuses_is_dropped_and_counted_and_the_log_goes_on() -> None:
+    kafka = RefusingKafka({"id-3"})
+    dropped: list[int] = []
+    log = PredictionLog(kafka, PredictionLogSettings(batch_events=10, flush_interval_ms=1, retry_backoff_ms=1),
+                        on_drop=dropped.append)
+    runner = asyncio.create_task(log.run())
+    try:
+        for n in range(6):
+            log.record(_served(n))
+        async with asyncio.timeout(5):
+            while log.sent < 5:
+                await asyncio.sleep(0.001)
+        for n in range(6, 9):  # later batches go as before, whole
+            log.record(_served(n))
+        async with asyncio.timeout(5):
+            while log.sent < 8:
+                await asyncio.sleep(0.001)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert log.dropped == sum(dropped) == 1 and log.sent == 8 and log.buffered == 0
+    assert sorted(kafka.keys) == sorted(f"id-{n}" for n in range(9) if n != 3)

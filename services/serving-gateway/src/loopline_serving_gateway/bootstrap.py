@@ -75,7 +75,7 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
     prediction_log = None
     if settings.prediction_log.enabled:
         prediction_log = PredictionLog(producer, settings.prediction_log, on_drop=metrics.log_dropped.inc,
-                                       on_sent=metrics.log_sent.inc)
+                                       on_sent=metrics.log_sent.inc, on_omitted=metrics.log_omitted.inc)
 
     async def stop_producer() -> None:
         # Bounded as a whole: with Kafka down, the flush never completes, and neither does

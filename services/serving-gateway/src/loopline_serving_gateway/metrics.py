@@ -22,6 +22,9 @@ class GatewayMetrics:
                                      ("model", "reason"), registry=self.registry)
         self.log_dropped = Counter("gateway_prediction_log_dropped", "PredictionLogged events dropped",
                                    registry=self.registry)
+        self.log_omitted = Counter("gateway_prediction_log_omitted_tensors",
+                                   "Tensors logged without their values (the event would pass max_event_bytes)",
+                                   registry=self.registry)
         self.log_sent = Counter("gateway_prediction_log_sent", "PredictionLogged events acknowledged by Kafka",
                                 registry=self.registry)
         self.reconcile_failures = Counter("gateway_reconcile_failures", "Deployments not applied",

@@ -119,6 +119,10 @@ class PredictionLogSettings(BaseModel):
     #: Events kept while Kafka is slow or down; beyond it new events are dropped and counted.
     buffer_events: int = Field(default=100_000, ge=1)
     batch_events: int = Field(default=500, ge=1)
+    #: Largest PredictionLogged written (Kafka takes records up to its max request size, 1 MiB by
+    #: default): tensors whose values would pass it are logged without them (name, datatype and shape
+    #: kept; outputs before inputs), counted in gateway_prediction_log_omitted_tensors_total.
+    max_event_bytes: int = Field(default=900 * 1024, ge=16 * 1024)
     flush_interval_ms: int = Field(default=100, ge=1)
     retry_backoff_ms: int = Field(default=500, ge=1)
 

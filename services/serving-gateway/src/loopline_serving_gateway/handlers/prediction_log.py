@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 from array import array
 from collections import deque
@@ -23,12 +24,13 @@ from typing import Any, Protocol
 from loopline.events.v1 import predictions_pb2
 from tritonclient.grpc import service_pb2 as pb
 
-from loopline_core.errors import LooplineError
+from loopline_core.errors import InvalidArgument, LooplineError
 from loopline_core.kafka.cloudevents import derive_event_id
 from loopline_core.kafka.producer import Outgoing
 from loopline_core.kafka.topics import PREDICTIONS
 
 from loopline_serving_gateway.handlers.tensors import flat_values
+from loopline_serving_gateway.handlers.validation import ITEM_BYTES as _ITEM_BYTES
 from loopline_serving_gateway.settings import PredictionLogSettings
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class Served:
     traceparent: str = ""
     tracestate: str = ""
     fallback_reason: str = ""
+    #: Tensors logged without their values (``events_of``: an event never passes Kafka's record limit).
+    omitted_tensors: int = 0
 
 
 #: Raw little-endian datatypes that ``array`` converts to Python values directly (cheaper than
@@ -68,21 +72,47 @@ _ARRAY_CODES = {"FP32": ("f", "fp_contents", 4), "FP64": ("d", "fp_contents", 8)
 assert all(array(code).itemsize == size for code, _, size in _ARRAY_CODES.values())
 
 
-def _tensors(tensors: Any, raw: Any) -> list[tuple[str, str, list[int], str, list[object]]]:
-    """(name, datatype, shape, contents field, flat values) per tensor, each converted once."""
-    found = []
+#: Bytes one logged value may take in an event, at most (a varint int64: 10; a double: 8).
+_VALUE_BYTES = 10
+#: Room in an event for everything but its tensors' values (ids, names, shapes, trace context).
+_EVENT_OVERHEAD = 4096
+
+
+def _tensors(tensors: Any, raw: Any, rows: int = 1,
+             budget: int | None = None) -> tuple[list[tuple[str, str, list[int], str, list[object]]], int | None, int]:
+    """(name, datatype, shape, contents field, flat values) per tensor, each converted once; and
+    what is left of ``budget`` (bytes one row's event may give these values) and how many tensors
+    were left without values. A tensor whose values, at most ``_VALUE_BYTES`` each (a BYTES element:
+    its length + 5), would pass what is left is kept with its name, datatype and shape but no values:
+    an event is never larger than Kafka takes, and large tensors are not converted at all."""
+    found, omitted = [], 0
     for index, tensor in enumerate(tensors):
-        if raw:
+        shape = list(tensor.shape)
+        data = raw[index] if raw else None
+        if budget is not None:
+            if data is None:
+                need = _VALUE_BYTES * math.prod(shape)
+            elif tensor.datatype == "BYTES":
+                need = len(data) + 5 * math.prod(shape)
+            else:
+                need = len(data) // (_ITEM_BYTES.get(tensor.datatype) or 1) * _VALUE_BYTES
+            if shape and shape[0] == rows and rows > 1:
+                need //= rows  # each row's event holds its own slice
+            if need > budget:
+                found.append((tensor.name, tensor.datatype, shape, "fp_contents", []))
+                omitted += 1
+                continue
+            budget -= need
+        if data is not None:
             code = _ARRAY_CODES.get(tensor.datatype)
-            data = raw[index]
             if code is not None and len(data) % code[2] == 0:
                 field, values = code[1], array(code[0], data).tolist()
             else:
                 field, values = flat_values(tensor.datatype, data)
         else:
             field, values = flat_values(tensor.datatype, None, tensor.contents)
-        found.append((tensor.name, tensor.datatype, list(tensor.shape), field, values))
-    return found
+        found.append((tensor.name, tensor.datatype, shape, field, values))
+    return found, budget, omitted
 
 
 def _add_rows(target: Any, tensors: list[tuple[str, str, list[int], str, list[object]]], rows: int,
@@ -98,14 +128,19 @@ def _add_rows(target: Any, tensors: list[tuple[str, str, list[int], str, list[ob
                    **{field: values[row * width:(row + 1) * width]})
 
 
-def events_of(entry: Served) -> list[Outgoing]:
+def events_of(entry: Served, max_event_bytes: int | None = None) -> list[Outgoing]:
     """One PredictionLogged per row; a batch of N gets ids ``<id>/<row>``.
 
     Each message is built in place (tensors, timestamp and trace context set on the
     message's own fields rather than built apart and copied in): this runs for every
-    served request, on the gateway's event loop."""
-    inputs = _tensors(entry.request.inputs, entry.request.raw_input_contents)
-    outputs = _tensors(entry.response.outputs, entry.response.raw_output_contents)
+    served request, on the gateway's event loop. With ``max_event_bytes``, tensors whose
+    values would make an event larger are logged without their values (outputs are kept
+    first: a label is joined against them); ``omitted_tensors`` on the entry says how many."""
+    budget = None if max_event_bytes is None else max_event_bytes - _EVENT_OVERHEAD
+    outputs, budget, omitted_out = _tensors(entry.response.outputs, entry.response.raw_output_contents,
+                                            entry.rows, budget)
+    inputs, _, omitted_in = _tensors(entry.request.inputs, entry.request.raw_input_contents, entry.rows, budget)
+    entry.omitted_tensors = omitted_out + omitted_in
     seconds, nanos = divmod(entry.served_at_ns, 1_000_000_000)
     subject = f"{entry.model}/{entry.version}"
     kind = f"prediction/{entry.version}/{entry.variant}"
@@ -133,11 +168,14 @@ def events_of(entry: Served) -> list[Outgoing]:
 class PredictionLog:
     def __init__(self, sender: BatchSender, settings: PredictionLogSettings, *,
                  on_drop: Callable[[int], None] = lambda n: None,
-                 on_sent: Callable[[int], None] = lambda n: None) -> None:
+                 on_sent: Callable[[int], None] = lambda n: None,
+                 on_omitted: Callable[[int], None] = lambda n: None) -> None:
         self._sender = sender
         self._settings = settings
         self._on_drop = on_drop
         self._on_sent = on_sent
+        self._on_omitted = on_omitted
+        self._warned_at = -math.inf
         self._entries: deque[Served] = deque()
         self._in_hand: list[Outgoing] = []  # taken from the buffer, not yet acknowledged by Kafka
         self._buffered = 0
@@ -165,7 +203,9 @@ class PredictionLog:
         limit = self._settings.batch_events
         while built < len(entries) and rows < limit:
             entry = entries[built]
-            outgoing.extend(events_of(entry))
+            outgoing.extend(events_of(entry, self._settings.max_event_bytes))
+            if entry.omitted_tensors:
+                self._omitted(entry)
             rows += entry.rows
             built += 1
             if built % SLICE == 0:
@@ -175,6 +215,16 @@ class PredictionLog:
         self._buffered -= rows
         return outgoing
 
+    def _omitted(self, entry: Served) -> None:
+        self._on_omitted(entry.omitted_tensors)
+        now = asyncio.get_running_loop().time()
+        if now - self._warned_at >= 60:  # at most a line a minute, however many
+            self._warned_at = now
+            log.warning("prediction log: %s v%s: %d tensor(s) of prediction %s logged without their values "
+                        "(an event holds at most prediction_log.max_event_bytes=%d); counted in "
+                        "gateway_prediction_log_omitted_tensors_total", entry.model, entry.version,
+                        entry.omitted_tensors, entry.prediction_id, self._settings.max_event_bytes)
+
     async def _send(self, batch: list[Outgoing]) -> None:
         # Kept until Kafka acknowledges it: a send cancelled at shutdown is
         # re-sent by flush() with the same event ids instead of being lost.
@@ -182,6 +232,14 @@ class PredictionLog:
         while True:
             try:
                 await self._sender.send_batch(PREDICTIONS, batch)
+            except InvalidArgument as exc:
+                # An event Kafka can never take (its record limit below max_event_bytes, say):
+                # retrying the batch would hold up the log for good. One at a time instead; the
+                # ones refused are dropped and counted, the rest sent.
+                log.error("prediction log: Kafka refused a batch of %d events (%s); sending them one by one",
+                          len(batch), exc)
+                await self._send_each(batch)
+                return
             except LooplineError as exc:
                 log.warning("prediction log: %d events not sent yet (%s); retrying", len(batch), exc)
                 await asyncio.sleep(self._settings.retry_backoff_ms / 1000)
@@ -190,6 +248,26 @@ class PredictionLog:
             self.sent += len(batch)
             self._on_sent(len(batch))
             return
+
+    async def _send_each(self, batch: list[Outgoing]) -> None:
+        for index, event in enumerate(batch):
+            while True:
+                try:
+                    await self._sender.send_batch(PREDICTIONS, [event])
+                except InvalidArgument as exc:
+                    self.dropped += 1
+                    self._on_drop(1)
+                    log.error("prediction log: event %s dropped, Kafka cannot take it: %s", event.key, exc)
+                except LooplineError as exc:
+                    log.warning("prediction log: event %s not sent yet (%s); retrying", event.key, exc)
+                    await asyncio.sleep(self._settings.retry_backoff_ms / 1000)
+                    continue
+                else:
+                    self.sent += 1
+                    self._on_sent(1)
+                break
+            self._in_hand = batch[index + 1:]
+        self._in_hand = []
 
     async def flush(self) -> None:
         if self._in_hand:
