@@ -128,6 +128,8 @@ async def test_shadow_promotion_broken_artifact_and_fallback(triton: TritonEndpo
                 admin = http_client.InferenceServerClient(triton.http_url)
                 await admin.unload_model(f"{model}.v2")
                 await admin.close()
+                # readiness says so: v2 not ready, the model ready (its fallback answers)
+                assert not await client.is_model_ready(model, "2") and await client.is_model_ready(model)
                 reply = (await client.infer(model, [tensor])).get_response()
                 assert reply.model_version == "1" and reply.parameters["fallback"].bool_param
                 assert "v2 failed" in reply.parameters["fallback_reason"].string_param

@@ -96,7 +96,7 @@ def build(settings: GatewaySettings, *, registry: RegistryPort | None = None,
         fallback_versions=settings.fallback_versions,
         drain_timeout_s=settings.drain_timeout_s, load_concurrency=settings.triton_load_concurrency,
         on_failure=lambda model: metrics.reconcile_failures.labels(model).inc())
-    catalog = ModelCatalog(table, triton)
+    catalog = ModelCatalog(table, triton, on_unready=reconciler.suspect)
 
     async def first_sync() -> None:
         await reconciler.sync_all()

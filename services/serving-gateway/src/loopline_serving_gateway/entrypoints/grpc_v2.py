@@ -86,7 +86,7 @@ class InferenceServicer:
         return pb.ServerMetadataResponse(**self._catalog.server_metadata())
 
     async def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext) -> Any:
-        return pb.ModelReadyResponse(ready=self._catalog.model_ready(request.name, request.version))
+        return pb.ModelReadyResponse(ready=await self._catalog.model_ready(request.name, request.version))
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext) -> Any:
         try:

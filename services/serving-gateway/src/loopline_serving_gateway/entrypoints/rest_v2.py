@@ -58,11 +58,11 @@ def v2_router(catalog: ModelCatalog) -> APIRouter:
 
     @router.get("/models/{name}/ready")
     async def model_ready(name: str) -> Response:
-        return Response(status_code=200 if catalog.model_ready(name, "") else 400)
+        return Response(status_code=200 if await catalog.model_ready(name, "") else 400)
 
     @router.get("/models/{name}/versions/{version}/ready")
     async def version_ready(name: str, version: str) -> Response:
-        return Response(status_code=200 if catalog.model_ready(name, version) else 400)
+        return Response(status_code=200 if await catalog.model_ready(name, version) else 400)
 
     @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
     async def refused(rest: str) -> Response:
