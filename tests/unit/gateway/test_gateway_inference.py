@@ -115,3 +115,10 @@ async def test_explicit_versions_and_bad_requests() -> None:
     broken.raw_input_contents[0] = b"\x00" * 3
     with pytest.raises(InvalidArgument, match="3 bytes given"):
         await world.inference.infer(broken)
+
+
+async def test_what_is_logged_carries_its_request_bytes_for_the_buffer_bound() -> None:
+    world = World(Deployment("iris", 1, (Split(1, 1.0, C),), shadow_versions=(3,)))
+    await world.inference.infer(request("iris", rows=2))
+    await asyncio.sleep(0)  # the shadow's call
+    assert [e.request_bytes for e in world.log._entries] == [32, 32]  # noqa: SLF001 - FP32 [2, 4], served and shadow

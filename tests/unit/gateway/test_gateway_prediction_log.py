@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -276,3 +277,26 @@ async def test_an_event_kafka_refuses_is_dropped_and_counted_and_the_log_goes_on
         await asyncio.gather(runner, return_exceptions=True)
     assert log.dropped == sum(dropped) == 1 and log.sent == 8 and log.buffered == 0
     assert sorted(kafka.keys) == sorted(f"id-{n}" for n in range(9) if n != 3)
+
+
+async def test_the_buffer_is_bounded_in_request_bytes_too_and_frees_them_once_logged() -> None:
+    kafka = FlakyKafka()
+    kafka.down.set()
+    log = PredictionLog(kafka, PredictionLogSettings(buffer_bytes=1 << 20, batch_events=10, flush_interval_ms=1,
+                                                     retry_backoff_ms=1))
+    big = 300 * 1024  # three fit in 1 MiB, the fourth does not
+    for n in range(5):
+        log.record(_wide(n, 8) if n == 4 else dataclasses.replace(_wide(n, 8), request_bytes=big))
+    assert (log.buffered, log.dropped) == (4, 1)  # the small one still fit
+    runner = asyncio.create_task(log.run())
+    kafka.down.clear()
+    try:
+        async with asyncio.timeout(5):
+            while log.sent < 4:
+                await asyncio.sleep(0.001)
+        for n in range(5, 8):  # room again once logged
+            log.record(dataclasses.replace(_wide(n, 8), request_bytes=big))
+        assert log.dropped == 1
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

@@ -65,3 +65,13 @@ def test_a_signature_accepted_before_does_not_let_a_bad_variant_through(change: 
     # the same signature under tighter limits is checked again
     with pytest.raises(InvalidArgument, match="more than 4 elements"):
         validate(request("iris", rows=2), Limits(max_elements=4))
+
+
+def test_the_request_tensor_bytes_come_with_the_verdict_remembered_or_not() -> None:
+    from loopline_serving_gateway.handlers.validation import checked
+
+    assert checked(request("iris", rows=3), Limits()) == (3, 3 * 4 * 4)  # FP32 [3, 4], raw
+    assert checked(request("iris", rows=3), Limits()) == (3, 48)  # the remembered verdict
+    typed = pb.ModelInferRequest(model_name="iris")
+    typed.inputs.add(name="ids", datatype="INT64", shape=[2, 5]).contents.int64_contents.extend(range(10))
+    assert checked(typed, Limits()) == (2, 80)

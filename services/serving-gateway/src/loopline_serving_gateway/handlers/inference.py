@@ -18,7 +18,7 @@ from loopline_serving_gateway.domain.ids import prediction_id as new_prediction_
 from loopline_serving_gateway.domain.routing import RoutingTable, Target, Variant
 from loopline_serving_gateway.handlers.prediction_log import PredictionLog, Served
 from loopline_serving_gateway.handlers.tracing import RequestTrace, failed
-from loopline_serving_gateway.handlers.validation import validate
+from loopline_serving_gateway.handlers.validation import checked
 from loopline_serving_gateway.metrics import GatewayMetrics
 from loopline_serving_gateway.settings import GatewaySettings
 
@@ -79,7 +79,7 @@ class Inference:
                     trace: RequestTrace | None = None) -> Answer:
         """Validate, route, call Triton (falling back), log; ``trace`` opens a client span per Triton call."""
         started = time.perf_counter_ns()
-        rows = validate(request, self._limits)
+        rows, data_bytes = checked(request, self._limits)
         model = request.model_name
         route = self._table.get(model)
         target = route.explicit(int(request.model_version)) if request.model_version else route.pick(key or None)
@@ -117,13 +117,14 @@ class Inference:
             traceparent, tracestate = (trace.traceparent, trace.tracestate) if trace is not None else ("", "")
             self._log.record(Served(prediction_id, model, target.version, int(target.variant), target.triton_model,
                                     request, response, latency_us, time.time_ns(), rows, key, traceparent,
-                                    tracestate, reason))
+                                    tracestate, reason, data_bytes))
             if shadow_source is not None:
-                self._start_shadows(route.shadows, shadow_source, prediction_id, rows, key, traceparent, tracestate)
+                self._start_shadows(route.shadows, shadow_source, prediction_id, rows, key, traceparent, tracestate,
+                                    data_bytes)
         return Answer(response, prediction_id, target.version, target.variant, reason)
 
     def _start_shadows(self, shadows: tuple[Target, ...], source: pb.ModelInferRequest, prediction_id: str,
-                       rows: int, key: str, traceparent: str, tracestate: str) -> None:
+                       rows: int, key: str, traceparent: str, tracestate: str, data_bytes: int) -> None:
         for index, shadow in enumerate(shadows):
             if len(self._shadows) >= _MAX_SHADOWS_IN_FLIGHT:
                 self._metrics.shadow_errors.labels(shadow.model, "skipped").inc()
@@ -133,12 +134,12 @@ class Inference:
                 request = pb.ModelInferRequest()
                 request.CopyFrom(source)
             task = asyncio.create_task(self._shadow(shadow, request, prediction_id, rows, key, traceparent,
-                                                    tracestate))
+                                                    tracestate, data_bytes))
             self._shadows.add(task)
             task.add_done_callback(self._shadows.discard)
 
     async def _shadow(self, shadow: Target, request: pb.ModelInferRequest, prediction_id: str, rows: int,
-                      key: str, traceparent: str, tracestate: str) -> None:
+                      key: str, traceparent: str, tracestate: str, data_bytes: int) -> None:
         started = time.perf_counter_ns()
         try:
             response = await self._call(request, shadow, None)
@@ -151,4 +152,4 @@ class Inference:
         assert self._log is not None
         self._log.record(Served(prediction_id, shadow.model, shadow.version, int(Variant.SHADOW),
                                 shadow.triton_model, request, response, latency_us, time.time_ns(), rows, key,
-                                traceparent, tracestate))
+                                traceparent, tracestate, "", data_bytes))

@@ -60,6 +60,8 @@ class Served:
     traceparent: str = ""
     tracestate: str = ""
     fallback_reason: str = ""
+    #: Bytes of the request's tensor data (``validation.checked``): what the buffer's byte bound counts.
+    request_bytes: int = 0
     #: Tensors logged without their values (``events_of``: an event never passes Kafka's record limit).
     omitted_tensors: int = 0
 
@@ -179,6 +181,7 @@ class PredictionLog:
         self._entries: deque[Served] = deque()
         self._in_hand: list[Outgoing] = []  # taken from the buffer, not yet acknowledged by Kafka
         self._buffered = 0
+        self._buffered_bytes = 0  # of the requests held (each holds its request and answer)
         self.dropped = 0
         self.sent = 0
 
@@ -187,12 +190,14 @@ class PredictionLog:
         return self._buffered
 
     def record(self, entry: Served) -> None:
-        if self._buffered + entry.rows > self._settings.buffer_events:
+        if (self._buffered + entry.rows > self._settings.buffer_events
+                or self._buffered_bytes + entry.request_bytes > self._settings.buffer_bytes):
             self.dropped += entry.rows
             self._on_drop(entry.rows)
             return
         self._entries.append(entry)
         self._buffered += entry.rows
+        self._buffered_bytes += entry.request_bytes
 
     async def _build(self) -> list[Outgoing]:
         """The events of the oldest entries (up to ``batch_events``), built ``SLICE`` entries at a
@@ -211,7 +216,7 @@ class PredictionLog:
             if built % SLICE == 0:
                 await asyncio.sleep(0)
         for _ in range(built):
-            entries.popleft()
+            self._buffered_bytes -= entries.popleft().request_bytes
         self._buffered -= rows
         return outgoing
 
@@ -282,6 +287,7 @@ class PredictionLog:
         self._in_hand = []
         self._entries.clear()
         self._buffered = 0
+        self._buffered_bytes = 0
         if lost:
             self.dropped += lost
             self._on_drop(lost)

@@ -36,14 +36,20 @@ def elements_of(shape: list[int] | tuple[int, ...], where: str) -> int:
 
 
 #: Signatures of plain requests already accepted (``tensors.plain_signature``) under given limits,
-#: with their batch size: the verdict depends on nothing else, and a model's requests repeat a
-#: few signatures.
-_ACCEPTED: dict[tuple[object, ...], int] = {}
+#: with their batch size and tensor bytes: the verdict depends on nothing else, and a model's
+#: requests repeat a few signatures.
+_ACCEPTED: dict[tuple[object, ...], tuple[int, int]] = {}
 _REMEMBERED = 512
 
 
 def validate(request: pb.ModelInferRequest, limits: Limits) -> int:
-    """Raise InvalidArgument on anything wrong; return the batch size (rows).
+    """Raise InvalidArgument on anything wrong; return the batch size (rows)."""
+    return checked(request, limits)[0]
+
+
+def checked(request: pb.ModelInferRequest, limits: Limits) -> tuple[int, int]:
+    """``validate``, returning the batch size and the bytes of the request's tensor data (raw
+    bytes as given; typed values at their datatype's size).
 
     A plain request (raw tensors, no parameters, no outputs named) whose signature was accepted
     before under the same limits is accepted again without the checks; refusals are never kept."""
@@ -51,16 +57,16 @@ def validate(request: pb.ModelInferRequest, limits: Limits) -> int:
     if signature is None:
         return _validate(request, limits)
     key = (limits.max_elements, limits.max_tensors, *signature)
-    rows = _ACCEPTED.get(key)
-    if rows is None:
-        rows = _validate(request, limits)
+    verdict = _ACCEPTED.get(key)
+    if verdict is None:
+        verdict = _validate(request, limits)
         if len(_ACCEPTED) >= _REMEMBERED:
             _ACCEPTED.clear()
-        _ACCEPTED[key] = rows
-    return rows
+        _ACCEPTED[key] = verdict
+    return verdict
 
 
-def _validate(request: pb.ModelInferRequest, limits: Limits) -> int:
+def _validate(request: pb.ModelInferRequest, limits: Limits) -> tuple[int, int]:
     check_name(request.model_name, "model_name")
     if request.model_version and not request.model_version.isdigit():
         raise InvalidArgument(f"{request.model_version!r} is not a version number", field="model_version")
@@ -73,7 +79,7 @@ def _validate(request: pb.ModelInferRequest, limits: Limits) -> int:
     if raw and len(raw) != len(request.inputs):
         raise InvalidArgument(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs",
                               field="raw_input_contents")
-    total, rows = 0, -1
+    total, rows, data_bytes = 0, -1, 0
     for index, tensor in enumerate(request.inputs):
         where = f"inputs[{tensor.name or index}]"
         check_name(tensor.name, where)
@@ -90,9 +96,11 @@ def _validate(request: pb.ModelInferRequest, limits: Limits) -> int:
                                   field=where)
         rows = tensor.shape[0]
         if raw:
-            if size and len(raw[index]) != count * size:
-                raise InvalidArgument(f"{len(raw[index])} bytes given, shape {list(tensor.shape)} of "
+            given_bytes = len(raw[index])
+            if size and given_bytes != count * size:
+                raise InvalidArgument(f"{given_bytes} bytes given, shape {list(tensor.shape)} of "
                                       f"{tensor.datatype} needs {count * size}", field=where)
+            data_bytes += given_bytes
         else:
             field = _CONTENTS.get(tensor.datatype)
             if field is None:
@@ -100,7 +108,8 @@ def _validate(request: pb.ModelInferRequest, limits: Limits) -> int:
             given = len(getattr(tensor.contents, field))
             if given != count:
                 raise InvalidArgument(f"{given} values given, shape {list(tensor.shape)} needs {count}", field=where)
+            data_bytes += count * (size or 8)
     for output in request.outputs:
         check_name(output.name, "outputs")
         _refuse_shared_memory(output.parameters, f"outputs[{output.name}]")
-    return rows
+    return rows, data_bytes
