@@ -9,6 +9,8 @@ from tritonclient.grpc import service_pb2 as pb
 
 from loopline_core.errors import Unavailable
 
+from loopline_serving_gateway.handlers.prediction_events import Served
+
 
 def request(model: str, rows: int = 1, features: int = 4, version: str = "") -> pb.ModelInferRequest:
     data = np.arange(rows * features, dtype=np.float32).reshape(rows, features)
@@ -52,3 +54,14 @@ class FakeTriton:
 
     async def is_ready(self, name: str, version: str = "") -> bool:
         return name in self.loaded
+
+
+def wide_served(n: int, features: int) -> Served:
+    """A one-row prediction with ``features`` FP32 inputs and three outputs, as the log gets it."""
+    message = pb.ModelInferRequest(model_name="wide")
+    message.inputs.add(name="features", datatype="FP32", shape=[1, features])
+    message.raw_input_contents.append(np.ones(features, np.float32).tobytes())
+    response = pb.ModelInferResponse()
+    response.outputs.add(name="probabilities", datatype="FP32", shape=[1, 3])
+    response.raw_output_contents.append(np.array([0.2, 0.3, 0.5], np.float32).tobytes())
+    return Served(f"wide-{n}", "wide", 1, 1, "wide.v1", message, response, 10, 0, 1)

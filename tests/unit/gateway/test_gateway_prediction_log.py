@@ -9,15 +9,15 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
-from gateway_fakes import request
+from gateway_fakes import request, wide_served
 from tritonclient.grpc import service_pb2 as pb
 
 from loopline_core.errors import Unavailable
 from loopline_core.kafka.producer import EventProducer, Outgoing
 
 from loopline_serving_gateway.bootstrap import build
-from loopline_serving_gateway.handlers.prediction_log import PredictionLog, Served
+from loopline_serving_gateway.handlers.prediction_events import Served
+from loopline_serving_gateway.handlers.prediction_log import PredictionLog
 from loopline_serving_gateway.settings import GatewaySettings, PredictionLogSettings
 
 
@@ -86,22 +86,6 @@ async def test_a_send_cancelled_at_shutdown_is_sent_by_the_final_flush() -> None
     assert len(set(kafka.ids)) == 3 and log.sent == 3
 
 
-def test_every_datatype_family_is_logged_in_its_contents_field() -> None:
-    import numpy as np
-
-    from loopline_serving_gateway.handlers.tensors import flat_values
-
-    bf16 = (np.array([1.5, -2.0], np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
-    assert flat_values("BF16", bf16) == ("fp_contents", [1.5, -2.0])
-    assert flat_values("FP16", np.array([0.5], np.float16).tobytes()) == ("fp_contents", [0.5])
-    assert flat_values("INT64", np.array([-3, 4], np.int64).tobytes()) == ("int_contents", [-3, 4])
-    assert flat_values("UINT8", b"\x07") == ("int_contents", [7])
-    assert flat_values("BOOL", b"\x01\x00") == ("bool_contents", [True, False])
-    assert flat_values("BYTES", b"\x02\x00\x00\x00hi") == ("bytes_contents", [b"hi"])
-    typed = pb.InferTensorContents(int_contents=[5, 6])
-    assert flat_values("INT32", None, typed) == ("int_contents", [5, 6])
-
-
 async def test_at_shutdown_what_kafka_never_acknowledged_is_counted_as_dropped() -> None:
     kafka = FlakyKafka()
     kafka.down.set()
@@ -166,26 +150,6 @@ async def test_the_gateway_stops_within_its_grace_period_while_kafka_is_down(tmp
     assert gateway.metrics.registry.get_sample_value("gateway_prediction_log_dropped_total") == 4
 
 
-def test_raw_tensors_convert_as_flat_values_does() -> None:
-    """The array fast path for raw FP32/FP64/INT32/INT64 gives what the numpy conversion gives."""
-    import numpy as np
-
-    from loopline_serving_gateway.handlers.prediction_log import _tensors
-    from loopline_serving_gateway.handlers.tensors import flat_values
-
-    request = pb.ModelInferRequest()
-    arrays = {"FP32": np.array([[1.5, -0.1, np.inf, 3e38]], np.float32),
-              "FP64": np.array([[0.1, -2.5]], np.float64), "INT32": np.array([[-(2**31), 7]], np.int32),
-              "INT64": np.array([[2**62, -3]], np.int64), "UINT8": np.array([[255, 1]], np.uint8)}
-    for datatype, values in arrays.items():
-        request.inputs.add(name=datatype, datatype=datatype, shape=list(values.shape))
-        request.raw_input_contents.append(values.tobytes())
-    found, _, _ = _tensors(request.inputs, request.raw_input_contents)
-    for (name, datatype, shape, field, values), raw in zip(found, request.raw_input_contents, strict=True):
-        assert (field, values) == flat_values(datatype, raw)
-        assert [type(v) for v in values] == [type(v) for v in flat_values(datatype, raw)[1]]
-
-
 async def test_a_batch_is_built_in_slices_and_a_cancel_while_building_loses_nothing(loop_turns) -> None:
     from loopline_serving_gateway.handlers import prediction_log
 
@@ -205,36 +169,6 @@ async def test_a_batch_is_built_in_slices_and_a_cancel_while_building_loses_noth
     assert loop_turns.count - before >= 3 and log.buffered == 0
     await log.flush()
     assert kafka.ids == []  # what _build returned is the caller's to send; the buffer is empty
-
-
-def _wide(n: int, features: int) -> Served:
-    """A one-row prediction with ``features`` FP32 inputs and three outputs."""
-    import numpy as np
-
-    message = pb.ModelInferRequest(model_name="wide")
-    message.inputs.add(name="features", datatype="FP32", shape=[1, features])
-    message.raw_input_contents.append(np.ones(features, np.float32).tobytes())
-    response = pb.ModelInferResponse()
-    response.outputs.add(name="probabilities", datatype="FP32", shape=[1, 3])
-    response.raw_output_contents.append(np.array([0.2, 0.3, 0.5], np.float32).tobytes())
-    return Served(f"wide-{n}", "wide", 1, 1, "wide.v1", message, response, 10, 0, 1)
-
-
-def test_a_tensor_that_would_pass_the_event_limit_is_logged_without_its_values() -> None:
-    from loopline_serving_gateway.handlers.prediction_log import events_of
-
-    limit = 64 * 1024
-    small, large = _wide(1, 1000), _wide(2, 20_000)  # 10 kB and 200 kB of values at most
-    (event,) = events_of(small, limit)
-    assert len(event.message.inputs[0].fp_contents) == 1000 and small.omitted_tensors == 0
-    (event,) = events_of(large, limit)
-    tensor = event.message.inputs[0]
-    assert (tensor.name, tensor.datatype, list(tensor.shape), len(tensor.fp_contents)) == (
-        "features", "FP32", [1, 20_000], 0)
-    assert list(event.message.outputs[0].fp_contents) == pytest.approx([0.2, 0.3, 0.5])  # outputs kept
-    assert large.omitted_tensors == 1 and event.message.ByteSize() < limit
-    (event,) = events_of(_wide(3, 20_000))  # no limit: everything
-    assert len(event.message.inputs[0].fp_contents) == 20_000
 
 
 class RefusingKafka(FlakyKafka):
@@ -286,7 +220,7 @@ async def test_the_buffer_is_bounded_in_request_bytes_too_and_frees_them_once_lo
                                                      retry_backoff_ms=1))
     big = 300 * 1024  # three fit in 1 MiB, the fourth does not
     for n in range(5):
-        log.record(_wide(n, 8) if n == 4 else dataclasses.replace(_wide(n, 8), request_bytes=big))
+        log.record(wide_served(n, 8) if n == 4 else dataclasses.replace(wide_served(n, 8), request_bytes=big))
     assert (log.buffered, log.dropped) == (4, 1)  # the small one still fit
     runner = asyncio.create_task(log.run())
     kafka.down.clear()
@@ -295,7 +229,7 @@ async def test_the_buffer_is_bounded_in_request_bytes_too_and_frees_them_once_lo
             while log.sent < 4:
                 await asyncio.sleep(0.001)
         for n in range(5, 8):  # room again once logged
-            log.record(dataclasses.replace(_wide(n, 8), request_bytes=big))
+            log.record(dataclasses.replace(wide_served(n, 8), request_bytes=big))
         assert log.dropped == 1
     finally:
         runner.cancel()

@@ -16,7 +16,8 @@ from loopline_core.errors import InvalidArgument, LooplineError, Unavailable
 
 from loopline_serving_gateway.domain.ids import prediction_id as new_prediction_id
 from loopline_serving_gateway.domain.routing import RoutingTable, Target, Variant
-from loopline_serving_gateway.handlers.prediction_log import PredictionLog, Served
+from loopline_serving_gateway.handlers.prediction_events import Served
+from loopline_serving_gateway.handlers.prediction_log import PredictionLog
 from loopline_serving_gateway.handlers.tracing import RequestTrace, failed
 from loopline_serving_gateway.handlers.validation import checked
 from loopline_serving_gateway.metrics import GatewayMetrics
