@@ -90,3 +90,26 @@ async def until_up(url: str, context: ssl.SSLContext) -> None:
         except httpx.ConnectError:  # not listening yet
             await asyncio.sleep(0.02)
     raise AssertionError(f"{url} never answered")
+
+
+def tls_settings(pki: Pki, *, mutual: bool = False, min_version: str = "1.2") -> TlsSettings:
+    """The gateway's TLS settings with the throwaway CA's server certificate (``mutual``: its CA for clients)."""
+    return TlsSettings(cert_file=pki.server_cert, key_file=pki.server_key,
+                       client_ca_file=pki.ca if mutual else None, min_version=min_version)  # type: ignore[arg-type]
+
+
+async def unfinished_handshakes_closed(port: int) -> float:
+    """Two clients that never finish a TLS handshake (one says nothing, one sends half a
+    ClientHello): the seconds until the server has closed both (10 s at most each)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()  # before the server accepts: its timer cannot have started earlier
+    silent = await asyncio.open_connection("127.0.0.1", port)
+    halfway = await asyncio.open_connection("127.0.0.1", port)
+    halfway[1].write(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # the start of a ClientHello, no more
+    for reader, writer in (silent, halfway):
+        try:
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        except ConnectionResetError:
+            pass  # closed with the handshake unfinished: an abort is as good as a FIN
+        writer.close()
+    return loop.time() - started
