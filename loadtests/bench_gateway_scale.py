@@ -26,6 +26,7 @@ $BENCH_OUT/gateway_scale.json (default .run/bench/).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -45,6 +46,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from loadtests.cpu import cpu_seconds, machine_busy_s
 from loadtests.gateway import processes
+from loadtests.gateway.clients import closed_loop
 from loadtests.gateway.processes import FEATURES, Gateway
 from loadtests.gateway.serve import free_port
 
@@ -72,26 +74,16 @@ def _client(target: str, model: str, concurrency: int, connections: int, seconds
         for infer in stubs:  # connected and warm before the clock starts
             await infer(request, timeout=30.0)
         await asyncio.to_thread(start.wait)
-        latencies: list[float] = []
-        errors = 0
-        deadline = time.perf_counter() + seconds
+        turn = itertools.count()
 
-        async def loop(infer: object) -> None:
-            nonlocal errors
-            while (began := time.perf_counter()) < deadline:
-                try:
-                    await infer(request, timeout=10.0)  # type: ignore[operator]
-                except grpc.aio.AioRpcError:
-                    errors += 1
-                    continue
-                latencies.append(time.perf_counter() - began)
+        async def call() -> None:  # the connections in turn
+            await stubs[next(turn) % connections](request, timeout=10.0)
 
-        began = time.perf_counter()
-        await asyncio.gather(*(loop(stubs[i % connections]) for i in range(concurrency)))
-        elapsed = time.perf_counter() - began
+        result = await closed_loop(call, concurrency, 1 << 62, seconds)
         for channel in channels:
             await channel.close()
-        return {"requests": len(latencies), "errors": errors, "seconds": elapsed, "latencies": latencies[::10]}
+        return {"requests": result.requests, "errors": result.errors, "seconds": result.seconds,
+                "latencies": result.latencies[::10]}
 
     results.put(asyncio.run(run()))
 

@@ -11,7 +11,7 @@ import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import grpc
@@ -27,6 +27,8 @@ class Result:
     seconds: float
     p50_ms: float
     p99_ms: float
+    #: Every answered call's latency (s), to merge runs of several client processes.
+    latencies: list[float] = field(default_factory=list, repr=False)
 
     @property
     def throughput(self) -> float:
@@ -56,7 +58,7 @@ async def closed_loop(call: Callable[[], Awaitable[None]], concurrency: int, cou
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
     cuts = statistics.quantiles(latencies, n=100)
-    return Result(len(latencies), errors, elapsed, statistics.median(latencies) * 1e3, cuts[98] * 1e3)
+    return Result(len(latencies), errors, elapsed, statistics.median(latencies) * 1e3, cuts[98] * 1e3, latencies)
 
 
 def grpc_caller(target: str, model: str, batch: np.ndarray) -> tuple[Callable[[], Awaitable[None]], grpc.aio.Channel]:

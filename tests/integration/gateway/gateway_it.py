@@ -37,10 +37,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def scripted_model(seed: int) -> tuple[bytes, torch.nn.Module]:
-    """A real TorchScript classifier: features FP32 [-1, 4] -> probabilities FP32 [-1, 3]."""
+def scripted_model(seed: int, features: int = FEATURES) -> tuple[bytes, torch.nn.Module]:
+    """A real TorchScript classifier: features FP32 [-1, ``features``] -> probabilities FP32 [-1, 3]."""
     torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(FEATURES, 8), torch.nn.ReLU(), torch.nn.Linear(8, CLASSES),
+    model = torch.nn.Sequential(torch.nn.Linear(features, 8), torch.nn.ReLU(), torch.nn.Linear(8, CLASSES),
                                 torch.nn.Softmax(dim=1)).eval()
     buffer = io.BytesIO()
     with warnings.catch_warnings():

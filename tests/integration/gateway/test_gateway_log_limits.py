@@ -4,39 +4,26 @@ are logged too. Before, Kafka refused the record and the log retried that batch 
 
 from __future__ import annotations
 
-import io
 import uuid
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import tritonclient.grpc.aio as grpc_client
 from loopline.common.v1 import common_pb2
 from loopline_cli.stack import TritonEndpoints
 
-from gateway_it import CLASSES, FakeRegistry, gateway_settings, read_predictions, registry_server, running_gateway
+from gateway_it import FakeRegistry, gateway_settings, read_predictions, registry_server, running_gateway, scripted_model
 
 pytestmark = pytest.mark.integration
 WIDE = 200_000  # one row: 800 kB of FP32 in the request, 1.6 MB as the event's doubles (Kafka takes 1 MiB)
-
-
-def _wide_model() -> bytes:
-    torch.manual_seed(3)
-    model = torch.nn.Sequential(torch.nn.Linear(WIDE, CLASSES), torch.nn.Softmax(dim=1)).eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(model), buffer)
-    return buffer.getvalue()
 
 
 async def test_a_prediction_too_large_for_one_record_is_logged_without_its_inputs_and_the_log_goes_on(
         triton: TritonEndpoints, kafka_bootstrap: str, tmp_path: Path) -> None:
     model = f"wide-{uuid.uuid4().hex[:6]}"
     registry = FakeRegistry()
-    registry.add_version(model, 1, _wide_model(), features=WIDE)
+    registry.add_version(model, 1, scripted_model(3, WIDE)[0], features=WIDE)
     registry.deploy(model, [(1, 1.0, common_pb2.VARIANT_CHAMPION)])
     ids, answers = [], []
     async with registry_server(registry) as target:
