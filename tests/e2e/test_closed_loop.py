@@ -29,7 +29,7 @@ from loopline_cli.loop.live import LoopOptions, render_report, run_loop
 from loopline_cli.loop.platform import Registry, bootstrap_model, full_champion, read_admin_key, splits_of, wait_run
 from loopline_cli.loop.scenario import run_scenario
 from loopline_cli.loop.sources import Record, Synthetic, write_jsonl
-from loopline_cli.loop.traffic import FeedbackClient, GatewayClient
+from loopline_cli.loop.traffic import FeedbackClient, GatewayClient, GatewayError
 from loopline_cli.stack import Stack, StackConfig, StartFailed
 from loopline_cli.stack.ports import HOST
 from loopline_cli.trace import read_spans, trace_files
@@ -167,7 +167,34 @@ async def test_a_retrain_on_corrupted_labels_is_rolled_back_by_the_canary(e2e_st
             champion = await registry.stub.ResolveAlias(rpb.ResolveAliasRequest(model=model, alias="champion"),
                                                         metadata=registry.metadata)
             assert champion.version == boot.version
+            await retired_and_let_go(config, registry, gateway, model, head[0], rolled_back.revision)
         finally:
             await gateway.close()
             await feedback.close()
+
+
+async def retired_and_let_go(config: StackConfig, registry: Registry, gateway: GatewayClient, model: str,
+                             probe: Record, revision: int) -> None:
+    """Retired in the registry, the model stops answering through the gateway and Triton unloads its
+    versions (registry on PostgreSQL -> DeploymentChanged on Kafka -> gateway -> Triton)."""
+    import aiohttp
+
+    retired = await registry.stub.RetireDeployment(rpb.RetireDeploymentRequest(
+        model=model, expected_revision=revision, reason="e2e: taken out of service"), metadata=registry.metadata)
+    assert list(retired.splits) == [] and retired.revision == revision + 1
+    deadline, answer, loaded = time.monotonic() + 60.0, "", ["?"]
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                await gateway.infer_grpc(probe)
+                answer = "answered"
+            except GatewayError as exc:
+                answer = str(exc)
+            async with http.post(f"http://{HOST}:{config.port('triton-http')}/v2/repository/index",
+                                 json={"ready": True}) as reply:
+                loaded = [m["name"] for m in await reply.json() if m["name"].startswith(f"{model}.")]
+            if "NOT_FOUND" in answer and f"model {model!r} is not deployed" in answer and not loaded:
+                return
+            await asyncio.sleep(0.5)
+    pytest.fail(f"retired {model}: the gateway still says {answer!r}; Triton still has {loaded} READY")
 

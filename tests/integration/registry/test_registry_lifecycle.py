@@ -18,8 +18,8 @@ from registry_it import (OPERATOR, READER, TRAINER, chunks, fresh_schema, header
 from loopline_registry.bootstrap import wire
 from loopline_registry.domain.deployment import TrafficSplit, Variant
 from loopline_registry.domain.version import Evaluation
-from loopline_registry.service.commands import (CreateModel, PromoteModelVersion, RegisterModelVersion, SetDeployment,
-                                                UploadArtifact)
+from loopline_registry.service.commands import (CreateModel, PromoteModelVersion, RegisterModelVersion,
+                                                RetireDeployment, SetDeployment, UploadArtifact)
 from loopline_registry.service.queries import AuditFilter, Page
 
 SCHEMA = "registry_it_lifecycle"
@@ -39,6 +39,15 @@ async def register(h, model: str, accuracy: float) -> int:  # type: ignore[no-un
     version = await h.register_version(TRAINER, RegisterModelVersion(
         model, artifact.sha256, evaluations=(Evaluation(HOLDOUT, {"accuracy": accuracy}),)))
     return version.version
+
+
+async def with_champion(h, prefix: str, accuracy: float) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """A new model (named after ``prefix``) whose first version is champion."""
+    model = unique(prefix)
+    await h.create_model(TRAINER, CreateModel(model))
+    version = await register(h, model, accuracy)
+    await h.promote(TRAINER, PromoteModelVersion(model, version, "champion"))
+    return model, version
 
 
 async def outbox_count(postgres_dsn: str) -> int:
@@ -84,10 +93,8 @@ async def test_lifecycle_publishes_the_matching_events(registry, postgres_dsn: s
 
 async def test_the_gate_refuses_an_unproven_candidate_and_writes_nothing(registry,  # type: ignore[no-untyped-def]
                                                                          postgres_dsn: str) -> None:
-    h, model = registry.handlers, unique("gate")
-    await h.create_model(TRAINER, CreateModel(model))
-    champion = await register(h, model, 0.85)
-    await h.promote(TRAINER, PromoteModelVersion(model, champion, "champion"))
+    h = registry.handlers
+    model, champion = await with_champion(h, "gate", 0.85)
     weak = await register(h, model, 0.855)
     events_before = await outbox_count(postgres_dsn)
     audit_before, _ = await h.list_audit(READER, AuditFilter(model=model), Page(500))
@@ -105,10 +112,8 @@ async def test_the_gate_refuses_an_unproven_candidate_and_writes_nothing(registr
 
 
 async def test_audit_answers_what_served_at_a_time(registry) -> None:  # type: ignore[no-untyped-def]
-    h, model = registry.handlers, unique("served")
-    await h.create_model(TRAINER, CreateModel(model))
-    first = await register(h, model, 0.80)
-    await h.promote(TRAINER, PromoteModelVersion(model, first, "champion"))
+    h = registry.handlers
+    model, first = await with_champion(h, "served", 0.80)
     await h.set_deployment(TRAINER, SetDeployment(model, 0, (TrafficSplit(first, 1.0, Variant.CHAMPION),)))
     only_first = registry.handlers.deps.clock()
     second = await register(h, model, 0.95)
@@ -121,6 +126,31 @@ async def test_audit_answers_what_served_at_a_time(registry) -> None:  # type: i
     assert (then.serving_versions(), then.champion, then.deployment.revision) == ([first], first, 1)
     latest = await h.served_at(READER, model, now)
     assert (latest.serving_versions(), latest.champion, latest.deployment.revision) == ([second], second, 3)
+
+
+async def test_a_retired_deployment_is_stored_published_and_served_again(registry,  # type: ignore[no-untyped-def]
+                                                                         kafka_bootstrap: str) -> None:
+    h = registry.handlers
+    model, first = await with_champion(h, "retired", 0.80)
+    await h.set_deployment(TRAINER, SetDeployment(model, 0, (TrafficSplit(first, 1.0, Variant.CHAMPION),)))
+    serving = registry.handlers.deps.clock()
+    await asyncio.sleep(0.01)
+    retired = await h.retire_deployment(OPERATOR, RetireDeployment(model, 1, "withdrawn"))
+    assert (retired.revision, retired.splits, retired.shadow_versions) == (2, (), ())
+    assert await h.get_deployment(READER, model) == retired
+    assert [d for d in await h.list_deployments(READER) if d.model == model] == [retired]
+    assert (await h.served_at(READER, model, serving)).serving_versions() == [first]
+    after = await h.served_at(READER, model, registry.handlers.deps.clock())
+    assert (after.serving_versions(), after.champion, after.deployment.revision) == ([], first, 2)
+    with pytest.raises(FailedPrecondition, match="not deployed"):
+        await h.retire_deployment(OPERATOR, RetireDeployment(model, 2, "again"))
+    again = await h.set_deployment(TRAINER, SetDeployment(model, 2, (TrafficSplit(first, 1.0, Variant.CHAMPION),)))
+    assert again.revision == 3
+    while await registry.relay.relay_once():
+        pass
+    changes = [models_pb2.DeploymentChanged.FromString(r.value) for r in await read_models_topic(kafka_bootstrap, model)
+               if headers(r)["ce_type"] == "loopline.events.v1.DeploymentChanged"]
+    assert [(c.revision, len(c.splits), c.reason) for c in changes] == [(1, 1, ""), (2, 0, "withdrawn"), (3, 1, "")]
 
 
 async def test_concurrent_writers_get_distinct_versions_and_one_revision_wins(registry) -> None:  # type: ignore

@@ -74,6 +74,22 @@ async def test_a_removed_deployment_removes_the_route(tmp_path: Path) -> None:
     assert table.find("iris") is None and triton.loaded == set()
 
 
+@pytest.mark.parametrize("by", ["event", "resync"])
+async def test_a_retired_deployment_removes_the_route_and_unloads_its_versions(tmp_path: Path, by: str) -> None:
+    """Retired in the registry: a new revision with no splits (RetireDeployment)."""
+    registry, triton, table, reconciler = _world(tmp_path)
+    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 0.9, C), Split(2, 0.1, Variant.CANARY)), (3,))
+    await reconciler.sync_all()
+    assert triton.loaded == {"iris.v1", "iris.v2", "iris.v3"}
+    registry.deployments["iris"] = Deployment("iris", 2, ())
+    await (reconciler.sync_model("iris") if by == "event" else reconciler.sync_all())
+    assert table.find("iris") is None and triton.loaded == set()
+    assert not any(tmp_path.glob("iris.v*"))
+    registry.deployments["iris"] = Deployment("iris", 3, (Split(2, 1.0, C),))  # deployed again
+    await reconciler.sync_model("iris")
+    assert table.get("iris").targets[0].version == 2 and triton.loaded == {"iris.v2"}
+
+
 async def test_a_version_another_worker_is_busy_with_is_unloaded_only_once_it_is_not(tmp_path: Path) -> None:
     registry, triton, table, reconciler = _world(tmp_path)
     asked: list[str] = []

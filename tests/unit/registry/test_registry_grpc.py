@@ -84,6 +84,17 @@ async def test_lifecycle_over_grpc(registry: Running, stub: registry_pb2_grpc.Re
     assert list(served.serving_versions) == [1] and served.champion_version == 1
     entries = await stub.ListAuditEntries(pb.ListAuditEntriesRequest(model="grpc-fraud"), metadata=trainer)
     assert [e.action for e in entries.entries][-1] == "deployment.changed"
+    refused = stub.RetireDeployment(pb.RetireDeploymentRequest(model="grpc-fraud", expected_revision=1, reason="x"),
+                                    metadata=trainer)
+    assert await code_of(refused) == grpc.StatusCode.PERMISSION_DENIED
+    retired = await stub.RetireDeployment(pb.RetireDeploymentRequest(
+        model="grpc-fraud", expected_revision=1, reason="withdrawn"), metadata=operator)
+    assert (retired.revision, list(retired.splits), retired.reason) == (2, [], "withdrawn")
+    listed = await stub.ListDeployments(pb.ListDeploymentsRequest(), metadata=trainer)
+    assert [(d.revision, list(d.splits)) for d in listed.deployments if d.model == "grpc-fraud"] == [(2, [])]
+    again = stub.RetireDeployment(pb.RetireDeploymentRequest(model="grpc-fraud", expected_revision=2, reason="x"),
+                                  metadata=operator)
+    assert await code_of(again) == grpc.StatusCode.FAILED_PRECONDITION
 
 
 async def test_bad_input_gets_a_clear_status_and_writes_nothing(stub: registry_pb2_grpc.RegistryServiceStub) -> None:

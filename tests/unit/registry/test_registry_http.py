@@ -69,9 +69,19 @@ async def test_lifecycle_over_rest(registry: Running) -> None:
         assert stale.status_code == 409 and stale.json()["field"] == "expected_revision"
         served = await trainer.get("/v1/models/rest-fraud/served", params={"at": "2030-01-01T00:00:00Z"})
         assert served.json()["serving_versions"] == [1]
+        missing = await operator.post("/v1/models/rest-fraud/deployment/retire", json={"expected_revision": 1})
+        assert missing.status_code == 422 and "reason" in missing.text
+        retired = await operator.post("/v1/models/rest-fraud/deployment/retire",
+                                      json={"expected_revision": 1, "reason": "withdrawn"})
+        assert (retired.status_code, retired.json()["revision"], retired.json()["splits"]) == (200, 2, [])
+        stale = await operator.post("/v1/models/rest-fraud/deployment/retire",
+                                    json={"expected_revision": 1, "reason": "withdrawn"})
+        assert stale.status_code == 409 and "not deployed" in stale.json()["message"]
+        served = await trainer.get("/v1/models/rest-fraud/served", params={"at": "2099-01-01T00:00:00Z"})
+        assert served.json()["serving_versions"] == []
         audit = (await trainer.get("/v1/audit", params={"model": "rest-fraud"})).json()["entries"]
         assert [e["action"] for e in audit] == ["model.created", "version.registered", "alias.moved",
-                                                "deployment.changed"]
+                                                "deployment.changed", "deployment.retired"]
         listed = (await trainer.get("/v1/models/rest-fraud/versions", params={"status": "production"})).json()
         assert [v["version"] for v in listed["versions"]] == [1]
 

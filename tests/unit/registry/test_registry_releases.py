@@ -8,7 +8,8 @@ from loopline_core.errors import FailedPrecondition, InvalidArgument, NotFound, 
 
 from loopline_registry.domain.deployment import TrafficSplit, Variant
 from loopline_registry.domain.version import VersionStatus
-from loopline_registry.service.commands import PromoteModelVersion, RollBack, SetDeployment, SetVersionStatus
+from loopline_registry.service.commands import (PromoteModelVersion, RetireDeployment, RollBack, SetDeployment,
+                                                SetVersionStatus)
 from loopline_registry.service.queries import AuditFilter, Page
 
 CHAMPION, CANARY = Variant.CHAMPION, Variant.CANARY
@@ -129,6 +130,43 @@ async def test_rollback_returns_alias_and_traffic_to_the_previous_champion(world
     with pytest.raises(FailedPrecondition, match="no earlier champion"):
         await world.h.rollback(OPERATOR, RollBack("fraud", "again"))
     assert (await world.relay())[-2:] == ["DeploymentChanged", "RolledBack"]
+
+
+async def test_a_retired_deployment_serves_nothing_until_deployed_again(world: World) -> None:
+    await crowned(world)
+    with pytest.raises(FailedPrecondition, match="fraud is not deployed; there is nothing to retire"):
+        await world.h.retire_deployment(OPERATOR, RetireDeployment("fraud", 0, "unused"))
+    await world.h.set_deployment(TRAINER, SetDeployment("fraud", 0, (TrafficSplit(1, 1.0, CHAMPION),)))
+    with pytest.raises(PermissionDenied, match="retiring a deployment needs the operator role"):
+        await world.h.retire_deployment(TRAINER, RetireDeployment("fraud", 1, "unused"))
+    with pytest.raises(InvalidArgument, match="a reason is required"):
+        await world.h.retire_deployment(OPERATOR, RetireDeployment("fraud", 1, " "))
+    with pytest.raises(FailedPrecondition, match="at revision 1, not 0"):
+        await world.h.retire_deployment(OPERATOR, RetireDeployment("fraud", 0, "unused"))
+    in_service = world.clock()
+    world.clock.advance(10)
+    retired = await world.h.retire_deployment(OPERATOR, RetireDeployment("fraud", 1, "product withdrawn"))
+    assert (retired.revision, retired.splits, retired.shadow_versions, retired.retired) == (2, (), (), True)
+    assert await world.h.get_deployment(READER, "fraud") == retired
+    with pytest.raises(FailedPrecondition, match="not deployed"):
+        await world.h.retire_deployment(OPERATOR, RetireDeployment("fraud", 2, "again"))
+    # what served when: v1 before, nothing after; the champion alias stays
+    assert (await world.h.served_at(READER, "fraud", in_service)).serving_versions() == [1]
+    after = await world.h.served_at(READER, "fraud", world.clock())
+    assert (after.serving_versions(), after.champion) == ([], 1)
+    entries, _ = await world.h.list_audit(READER, AuditFilter(model="fraud", action="deployment.retired"), Page())
+    assert [(e.actor, e.reason, e.after["splits"]) for e in entries] == [("operator-key", "product withdrawn", [])]
+    # a rollback moves the alias but leaves a retired model out of service
+    second = await world.version(accuracy=0.9)
+    await world.h.promote(TRAINER, PromoteModelVersion("fraud", second, "champion"))
+    champion, deployment = await world.h.rollback(OPERATOR, RollBack("fraud", "bad version"))
+    assert (champion.version, deployment) == (1, None)
+    assert (await world.h.get_deployment(READER, "fraud")).retired
+    # deployed again from the retired revision
+    again = await world.h.set_deployment(TRAINER, SetDeployment("fraud", 2, (TrafficSplit(1, 1.0, CHAMPION),)))
+    assert (again.revision, again.live_versions()) == (3, [1])
+    events = await world.relay()
+    assert events.count("DeploymentChanged") == 3 and events[-1] == "DeploymentChanged"
 
 
 async def test_served_at_answers_from_history(world: World) -> None:

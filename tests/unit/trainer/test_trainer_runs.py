@@ -128,6 +128,23 @@ async def test_a_candidate_that_does_not_beat_the_champion_is_refused_by_the_gat
     assert world.events.kinds(run.run_id) == ["started", "completed"]
 
 
+async def test_a_retired_model_is_retrained_and_registered_but_not_put_back_into_service(tmp_path: Path) -> None:
+    world = World()
+    await bootstrap_model(world, tmp_path)
+    revision, _ = world.registry.deployments["m"]
+    world.registry.deployments["m"] = (revision + 1, [])  # RetireDeployment: a revision with no splits
+    x, y = concept_rows(400, concept=1, seed=6)
+    world.feedback.add(x, y, T0)
+
+    run = await world.run(RunRequest("m", "after-retire", "asked for", {}))
+
+    assert run.status is RunStatus.COMPLETED and run.version == 2 and not run.gate_passed
+    assert f"m is retired (deployment revision {revision + 1} serves nothing)" in run.gate_reason
+    assert "version 2 registered, not rolled out" in run.gate_reason
+    assert world.registry.deployments["m"] == (revision + 1, [])
+    assert len(world.registry.versions["m"]) == 2
+
+
 async def test_too_few_labelled_rows_fail_the_run_with_the_reason() -> None:
     world = World(min_rows=100)
     x, y = concept_rows(30, concept=0, seed=5)

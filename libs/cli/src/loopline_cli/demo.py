@@ -52,6 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     demo.add_argument("--max-seconds", type=float, default=defaults.max_seconds, metavar="S",
                       help=f"the scenario ends here at the latest (default {defaults.max_seconds:g})")
     demo.add_argument("--model", default=None, help="model name (default: a fresh demo-<hex>)")
+    demo.add_argument("--keep-earlier-models", action="store_true",
+                      help="leave earlier runs' demo-<hex> models deployed (by default their deployments are "
+                           "retired, so the gateway and Triton unload them)")
     demo.add_argument("--skeleton", action="store_true",
                       help="only the walking-skeleton checks: stack up, Kafka round trip, Triton inference")
     demo.set_defaults(run=run)
@@ -60,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 def options_from(args: argparse.Namespace) -> LoopOptions:
     return LoopOptions(source=args.source, bootstrap=args.bootstrap, change_at=args.change_at, rate_hz=args.rate,
                        label_delay_s=args.label_delay, after_s=args.after, max_seconds=args.max_seconds,
-                       model=args.model)
+                       model=args.model, retire_earlier=not args.keep_earlier_models)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``loopline models list|show|versions|promote|rollback|audit``, over the registry's gRPC API.
+"""``loopline models list|show|versions|promote|rollback|retire|audit``, over the registry's gRPC API.
 
 The lead hooks ``register_cli`` into the ``loopline`` command. The registry address
 comes from ``--registry`` or $LOOPLINE_ENDPOINTS__REGISTRY, the key from
@@ -48,6 +48,10 @@ def register_cli(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     rollback.add_argument("--reason", required=True)
     rollback.add_argument("--to-version", type=int, default=0)
     rollback.set_defaults(handler=_rollback)
+    retire = actions.add_parser("retire", help="take a model out of service (gateways unload its versions)")
+    retire.add_argument("name")
+    retire.add_argument("--reason", required=True)
+    retire.set_defaults(handler=_retire)
     audit = actions.add_parser("audit", help="the audit log, or with --at what served at that time")
     audit.add_argument("name", nargs="?", default="")
     audit.add_argument("--at", type=_moment, help="ISO 8601 time: which versions served then")
@@ -95,6 +99,8 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _split(deployment: pb.Deployment) -> str:
+    if not deployment.splits:
+        return "retired (serves nothing)"
     live = ", ".join(f"v{s.version}:{s.weight:g}" for s in deployment.splits)
     shadows = ", ".join(f"v{v}" for v in deployment.shadow_versions)
     return live + (f" (shadow {shadows})" if shadows else "")
@@ -138,6 +144,13 @@ def _rollback(args: argparse.Namespace) -> None:
                                metadata=args.metadata)
     traffic = f"; deployment revision {reply.deployment.revision}" if reply.HasField("deployment") else ""
     print(f"{args.name}: champion -> version {reply.champion.version}{traffic}")
+
+
+def _retire(args: argparse.Namespace) -> None:
+    current = args.stub.GetDeployment(pb.GetDeploymentRequest(model=args.name), metadata=args.metadata)
+    retired = args.stub.RetireDeployment(pb.RetireDeploymentRequest(
+        model=args.name, expected_revision=current.revision, reason=args.reason), metadata=args.metadata)
+    print(f"{args.name}: retired at deployment revision {retired.revision}")
 
 
 def _audit(args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import grpc
 
 from loopline_cli.loop.platform import (Bootstrapped, PlatformWatcher, Registry, Timeline, bootstrap_model,
                                         read_admin_key)
@@ -56,6 +57,8 @@ class LoopOptions:
     bucket_s: float = 4.0
     #: Model name; by default a fresh ``demo-<hex>`` so runs never meet an earlier run's versions.
     model: str | None = None
+    #: Retire the deployments of earlier runs' ``demo-<hex>`` models first (they stop taking Triton's memory).
+    retire_earlier: bool = True
 
 
 @dataclass
@@ -113,6 +116,17 @@ def _fmt(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:+.1f}s"
 
 
+async def _retire_earlier(registry: Registry, model: str, out: TextIO) -> None:
+    try:
+        earlier = await registry.retire_earlier_demos(keep=model)
+    except grpc.aio.AioRpcError as exc:  # housekeeping: the run goes on without it
+        print(f"demo: earlier demo models not retired ({exc.code().name}: {exc.details()})", file=out, flush=True)
+        return
+    if earlier:
+        print(f"demo: retired the deployments of {len(earlier)} earlier demo model(s), so the gateway and Triton "
+              f"let them go: {', '.join(sorted(earlier))}", file=out, flush=True)
+
+
 async def run_loop(config: StackConfig, options: LoopOptions, out: TextIO) -> LoopResult:
     """Runs the loop on the stack of ``config`` (already up); progress goes to ``out``."""
     model = options.model or f"demo-{uuid.uuid4().hex[:6]}"
@@ -130,6 +144,8 @@ async def run_loop(config: StackConfig, options: LoopOptions, out: TextIO) -> Lo
     feedback = FeedbackClient(f"{HOST}:{config.port('feedback-collector-grpc')}")
     watcher: PlatformWatcher | None = None
     try:
+        if options.retire_earlier:
+            await _retire_earlier(registry, model, out)
         boot = await bootstrap_model(model=model, dataset=dataset, trainer_target=f"{HOST}:{config.port('trainer-grpc')}",
                                      registry=registry, gateway=gateway, probe=head[0])
         print(f"demo: v{boot.version} trained by the trainer in {boot.train_s:.1f}s (holdout accuracy "

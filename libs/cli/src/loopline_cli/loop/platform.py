@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -61,6 +62,10 @@ def full_champion(deployment: rpb.Deployment) -> int | None:
     return full[0] if len(full) == 1 and len(deployment.splits) == 1 else None
 
 
+#: The names ``loopline demo`` gives its models by default (``demo-<6 hex digits>``).
+DEMO_MODEL = re.compile(r"demo-[0-9a-f]{6}")
+
+
 class Registry:
     """The registry calls the loop makes, with the admin key."""
 
@@ -77,6 +82,29 @@ class Registry:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
+
+    async def retire_earlier_demos(self, keep: str) -> list[str]:
+        """Retires the deployments of the models earlier demo runs made (``DEMO_MODEL``), all but
+        ``keep``; returns their names. Each run makes a model of its own: without this the gateway
+        and Triton kept every earlier run's versions loaded, and loaded them all again at each start.
+        Their versions and history stay in the registry. A deployment changed meanwhile is left
+        for the next run."""
+        reply = await self.stub.ListDeployments(rpb.ListDeploymentsRequest(), metadata=self.metadata, timeout=10.0)
+        retired = []
+        for deployment in reply.deployments:
+            if deployment.model == keep or not deployment.splits or not DEMO_MODEL.fullmatch(deployment.model):
+                continue
+            try:
+                await self.stub.RetireDeployment(rpb.RetireDeploymentRequest(
+                    model=deployment.model, expected_revision=deployment.revision,
+                    reason=f"an earlier demo run's model, retired by the run of {keep}"),
+                    metadata=self.metadata, timeout=10.0)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                continue
+            retired.append(deployment.model)
+        return retired
 
     async def audit(self, model: str) -> list[rpb.AuditEntry]:
         entries: list[rpb.AuditEntry] = []

@@ -57,6 +57,11 @@ class Deployment:
     def champion_version(self) -> int:
         return next(s.version for s in self.splits if s.variant == Variant.CHAMPION)
 
+    @property
+    def retired(self) -> bool:
+        """Taken out of service (``retire``): no version takes traffic, none is mirrored."""
+        return not self.splits
+
 
 def _check_splits(splits: Sequence[TrafficSplit]) -> None:
     if not splits or len(splits) > MAX_SPLITS:
@@ -88,15 +93,31 @@ def _check_shadows(shadows: Sequence[int], splits: Sequence[TrafficSplit]) -> No
         raise InvalidArgument(f"versions {sorted(overlap)} cannot be both live and shadow", field="shadow_versions")
 
 
-def plan(current: Deployment | None, model: str, expected_revision: int, splits: Sequence[TrafficSplit],
-         shadows: Sequence[int], *, at: datetime, actor: str, reason: str) -> Deployment:
-    """The next deployment of ``model``, if the caller saw the current revision."""
+def _check_revision(current: Deployment | None, model: str, expected_revision: int) -> int:
     revision = current.revision if current else 0
     if expected_revision != revision:
         raise FailedPrecondition(
             f"deployment of {model} is at revision {revision}, not {expected_revision}; re-read it and retry",
             field="expected_revision")
+    return revision
+
+
+def plan(current: Deployment | None, model: str, expected_revision: int, splits: Sequence[TrafficSplit],
+         shadows: Sequence[int], *, at: datetime, actor: str, reason: str) -> Deployment:
+    """The next deployment of ``model``, if the caller saw the current revision (a retired
+    deployment too: this serves the model again)."""
+    revision = _check_revision(current, model, expected_revision)
     _check_splits(splits)
     _check_shadows(shadows, splits)
     return Deployment(model, revision + 1, tuple(splits), tuple(shadows), at, actor,
                       check_text(reason, "reason", 1024))
+
+
+def retire(current: Deployment | None, model: str, expected_revision: int, *, at: datetime, actor: str,
+           reason: str) -> Deployment:
+    """The deployment of ``model`` taken out of service: its next revision, with no splits and
+    no shadows, if the caller saw the current revision. Its history stays (what served when)."""
+    if current is None or current.retired:
+        raise FailedPrecondition(f"{model} is not deployed; there is nothing to retire", field="model")
+    revision = _check_revision(current, model, expected_revision)
+    return Deployment(model, revision + 1, (), (), at, actor, check_text(reason, "reason", 1024))

@@ -62,6 +62,14 @@ def check_text(value: str, field: str, max_len: int = 4096) -> str:
     return value
 
 
+def required_reason(value: str, act: str) -> str:
+    """A reason (free text, at most 1024 characters) that must not be blank: ``act`` needs one."""
+    reason = check_text(value, "reason", 1024)
+    if not reason.strip():
+        raise InvalidArgument(f"a reason is required to {act}", field="reason")
+    return reason
+
+
 def check_positive(value: int, field: str) -> int:
     if value < 1:
         raise InvalidArgument(f"{field} must be a positive number, got {value}", field=field)

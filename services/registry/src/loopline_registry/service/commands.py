@@ -79,6 +79,13 @@ class SetDeployment:
 
 
 @dataclass(frozen=True)
+class RetireDeployment:
+    model: str
+    expected_revision: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class RollBack:
     model: str
     reason: str

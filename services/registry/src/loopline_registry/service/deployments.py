@@ -7,12 +7,12 @@ from typing import Any
 from loopline_core.errors import NotFound
 
 from loopline_registry.domain.auth import Caller, Role, require
-from loopline_registry.domain.deployment import Deployment, plan
+from loopline_registry.domain.deployment import Deployment, plan, retire
 from loopline_registry.domain.events import DeploymentChanged
 from loopline_registry.domain.model import CHAMPION
-from loopline_registry.domain.names import check_name, check_text
+from loopline_registry.domain.names import check_name, check_text, required_reason
 from loopline_registry.domain.version import check_usable
-from loopline_registry.service.commands import SetDeployment
+from loopline_registry.service.commands import RetireDeployment, SetDeployment
 from loopline_registry.service.common import audit, emit, load_model, load_version
 from loopline_registry.service.deps import Deps
 from loopline_registry.service.gating import check_override, enforce, verify_artifact
@@ -51,6 +51,25 @@ async def set_deployment(deps: Deps, caller: Caller, cmd: SetDeployment) -> Depl
                     reason=reason)
         await emit(uow, deps, caller, DeploymentChanged(model.name, new.revision, new.splits, new.shadow_versions,
                                                         caller.actor, reason, new.updated_at))
+        await uow.commit()
+    return new
+
+
+async def retire_deployment(deps: Deps, caller: Caller, cmd: RetireDeployment) -> Deployment:
+    """Takes a model out of service: gateways stop routing to it and unload its versions once
+    their requests have drained. Its versions, aliases and history stay; ``set_deployment``
+    serves it again. An operator's act, with a reason (it stops live traffic)."""
+    require(caller, Role.OPERATOR, "retiring a deployment")
+    reason = required_reason(cmd.reason, "retire a deployment")
+    async with deps.uow() as uow:
+        model = await load_model(uow, cmd.model, for_update=True)
+        current = await uow.deployments.get(model.name, for_update=True)
+        new = retire(current, model.name, cmd.expected_revision, at=deps.clock(), actor=caller.actor, reason=reason)
+        await uow.deployments.save(new, traceparent=caller.traceparent)
+        await audit(uow, deps, caller, "deployment.retired", f"models/{model.name}/deployment", model=model.name,
+                    before=splits_view(current), after=splits_view(new), reason=reason)
+        await emit(uow, deps, caller, DeploymentChanged(model.name, new.revision, (), (), caller.actor, reason,
+                                                        new.updated_at))
         await uow.commit()
     return new
 

@@ -37,6 +37,7 @@ class Handlers:
     promote: Handler
     rollback: Handler
     set_deployment: Handler
+    retire_deployment: Handler
     get_deployment: Handler
     list_deployments: Handler
     create_dataset: Handler
@@ -74,6 +75,7 @@ def bind(deps: Deps) -> Handlers:
         promote=partial(promotion.promote, deps),
         rollback=partial(rollback.rollback, deps),
         set_deployment=partial(deployments.set_deployment, deps),
+        retire_deployment=partial(deployments.retire_deployment, deps),
         get_deployment=partial(deployments.get_deployment, deps),
         list_deployments=partial(deployments.list_deployments, deps),
         create_dataset=partial(datasets.create_dataset, deps),

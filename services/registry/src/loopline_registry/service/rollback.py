@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from loopline_core.errors import FailedPrecondition, InvalidArgument
+from loopline_core.errors import FailedPrecondition
 
 from loopline_registry.domain.auth import Caller, Role, require
 from loopline_registry.domain.deployment import Deployment, TrafficSplit, Variant
 from loopline_registry.domain.events import DeploymentChanged, RolledBack
 from loopline_registry.domain.model import CHAMPION
-from loopline_registry.domain.names import check_text
+from loopline_registry.domain.names import required_reason
 from loopline_registry.domain.version import ModelVersion
 from loopline_registry.service.commands import RollBack
 from loopline_registry.service.common import audit, emit, load_model
@@ -23,9 +23,7 @@ from loopline_registry.service.promotion import crown, rollback_target
 
 async def rollback(deps: Deps, caller: Caller, cmd: RollBack) -> tuple[ModelVersion, Deployment | None]:
     require(caller, Role.OPERATOR, "rolling back a model")
-    reason = check_text(cmd.reason, "reason", 1024)
-    if not reason.strip():
-        raise InvalidArgument("a reason is required to roll back", field="reason")
+    reason = required_reason(cmd.reason, "roll back")
     async with deps.uow() as uow:
         model = await load_model(uow, cmd.model, for_update=True)
         current = model.aliases.get(CHAMPION)
@@ -39,7 +37,7 @@ async def rollback(deps: Deps, caller: Caller, cmd: RollBack) -> tuple[ModelVers
         target = await crown(uow, target, current)
         deployment = await uow.deployments.get(model.name, for_update=True)
         changed = None
-        if deployment is not None:
+        if deployment is not None and not deployment.retired:  # a retired model stays out of service
             changed = replace(deployment, revision=deployment.revision + 1, updated_at=at, updated_by=caller.actor,
                               splits=(TrafficSplit(target.version, 1.0, Variant.CHAMPION),), reason=reason,
                               shadow_versions=tuple(v for v in deployment.shadow_versions if v != target.version))

@@ -21,6 +21,11 @@ class Deployment:
     splits: tuple[Split, ...]
     shadow_versions: tuple[int, ...] = ()
 
+    @property
+    def retired(self) -> bool:
+        """Taken out of service in the registry (no splits): routed like a model with no deployment."""
+        return not self.splits
+
     def versions(self) -> set[int]:
         return {s.version for s in self.splits if s.weight > 0} | set(self.shadow_versions)
 

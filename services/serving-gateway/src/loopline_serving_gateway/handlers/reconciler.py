@@ -3,7 +3,8 @@
 For each deployment: materialise every wanted version (artifact hash verified),
 load it through the repository API, wait until READY, and only then switch the
 model's route in one assignment. If any wanted version fails, the old route
-stays in place and the next sync tries again. Versions no route references any
+stays in place and the next sync tries again. A model whose deployment is gone or
+retired (no splits) loses its route. Versions no route references any
 more are unloaded once their in-flight requests have drained, here and, with
 several worker processes, in the others too (``peers_busy``).
 
@@ -81,7 +82,7 @@ class Reconciler:
 
     async def sync_all(self) -> None:
         """Read every deployment and apply it (start-up and periodic resync)."""
-        deployments = await self._registry.list_deployments()
+        deployments = [d for d in await self._registry.list_deployments() if not d.retired]
         async with self._lock:
             async with asyncio.TaskGroup() as group:
                 for deployment in deployments:
@@ -96,7 +97,7 @@ class Reconciler:
         """Re-read one model's deployment (on DeploymentChanged, promotion, roll-back)."""
         deployment = await self._registry.get_deployment(model)
         async with self._lock:
-            if deployment is None:
+            if deployment is None or deployment.retired:
                 self._table.remove(model)
             else:
                 await self._apply(deployment)

@@ -162,7 +162,15 @@ async def train(deps: Deps, run: Run) -> Run:
 
 async def _roll_out(deps: Deps, run: Run, champion: Champion | None) -> None:
     model, version = run.model, run.version
-    revision, _ = await deps.registry.deployment(model)
+    revision, splits = await deps.registry.deployment(model)
+    if revision > 0 and not splits:
+        # retired in the registry: a retrain does not put the model back into service (an
+        # operator does, with SetDeployment); the version stays registered
+        run.gate_passed = False
+        run.gate_reason = "; ".join(filter(None, [
+            f"{model} is retired (deployment revision {revision} serves nothing): "
+            f"version {version} registered, not rolled out", run.gate_reason]))
+        return
     if champion is None:
         await deps.registry.promote(model, version, f"first version of {model}, trained by {run.run_id}")
         await deps.registry.set_deployment(model, revision, [Split(version, 1.0, "champion")],

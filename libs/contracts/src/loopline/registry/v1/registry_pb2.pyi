@@ -400,6 +400,16 @@ class SetVersionStatusRequest(_message.Message):
     reason: str
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class RetireDeploymentRequest(_message.Message):
+    __slots__ = ("model", "expected_revision", "reason")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    expected_revision: int
+    reason: str
+    def __init__(self, model: _Optional[str] = ..., expected_revision: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class RollBackRequest(_message.Message):
     __slots__ = ("model", "reason", "to_version")
     MODEL_FIELD_NUMBER: _ClassVar[int]

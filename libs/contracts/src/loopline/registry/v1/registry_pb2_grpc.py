@@ -99,6 +99,11 @@ class RegistryServiceStub:
                 request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.SetDeploymentRequest.SerializeToString,
                 response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
                 _registered_method=True)
+        self.RetireDeployment = channel.unary_unary(
+                '/loopline.registry.v1.RegistryService/RetireDeployment',
+                request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RetireDeploymentRequest.SerializeToString,
+                response_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+                _registered_method=True)
         self.RecordEvaluation = channel.unary_unary(
                 '/loopline.registry.v1.RegistryService/RecordEvaluation',
                 request_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationRequest.SerializeToString,
@@ -265,6 +270,15 @@ class RegistryServiceServicer:
 
     def SetDeployment(self, request, context):
         """Replaces the desired traffic split if expected_revision is current.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireDeployment(self, request, context):
+        """Takes the model out of service if expected_revision is current: the
+        deployment keeps its history and a new revision with no splits (gateways
+        stop routing to it and unload its versions); SetDeployment serves it again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -443,6 +457,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
             'SetDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.SetDeployment,
                     request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.SetDeploymentRequest.FromString,
+                    response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.SerializeToString,
+            ),
+            'RetireDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireDeployment,
+                    request_deserializer=loopline_dot_registry_dot_v1_dot_registry__pb2.RetireDeploymentRequest.FromString,
                     response_serializer=loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.SerializeToString,
             ),
             'RecordEvaluation': grpc.unary_unary_rpc_method_handler(
@@ -881,6 +900,33 @@ class RegistryService:
             target,
             '/loopline.registry.v1.RegistryService/SetDeployment',
             loopline_dot_registry_dot_v1_dot_registry__pb2.SetDeploymentRequest.SerializeToString,
+            loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loopline.registry.v1.RegistryService/RetireDeployment',
+            loopline_dot_registry_dot_v1_dot_registry__pb2.RetireDeploymentRequest.SerializeToString,
             loopline_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
             options,
             channel_credentials,

@@ -50,6 +50,11 @@ class RegistryServiceStub:
     ListDeployments: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListDeploymentsRequest, _registry_pb2.ListDeploymentsResponse]
     SetDeployment: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetDeploymentRequest, _registry_pb2.Deployment]
     """Replaces the desired traffic split if expected_revision is current."""
+    RetireDeployment: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RetireDeploymentRequest, _registry_pb2.Deployment]
+    """Takes the model out of service if expected_revision is current: the
+    deployment keeps its history and a new revision with no splits (gateways
+    stop routing to it and unload its versions); SetDeployment serves it again.
+    """
     RecordEvaluation: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RecordEvaluationRequest, _registry_pb2.ModelVersion]
     """Records metrics measured on a holdout (named by its content hash): the
     evidence the promotion gate compares.
@@ -93,6 +98,11 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     ListDeployments: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListDeploymentsRequest, _registry_pb2.ListDeploymentsResponse]  # type: ignore[assignment]
     SetDeployment: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetDeploymentRequest, _registry_pb2.Deployment]  # type: ignore[assignment]
     """Replaces the desired traffic split if expected_revision is current."""
+    RetireDeployment: _aio.UnaryUnaryMultiCallable[_registry_pb2.RetireDeploymentRequest, _registry_pb2.Deployment]  # type: ignore[assignment]
+    """Takes the model out of service if expected_revision is current: the
+    deployment keeps its history and a new revision with no splits (gateways
+    stop routing to it and unload its versions); SetDeployment serves it again.
+    """
     RecordEvaluation: _aio.UnaryUnaryMultiCallable[_registry_pb2.RecordEvaluationRequest, _registry_pb2.ModelVersion]  # type: ignore[assignment]
     """Records metrics measured on a holdout (named by its content hash): the
     evidence the promotion gate compares.
@@ -211,6 +221,17 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.Deployment, _abc.Awaitable[_registry_pb2.Deployment]]:
         """Replaces the desired traffic split if expected_revision is current."""
+
+    @_abc_1.abstractmethod
+    def RetireDeployment(
+        self,
+        request: _registry_pb2.RetireDeploymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.Deployment, _abc.Awaitable[_registry_pb2.Deployment]]:
+        """Takes the model out of service if expected_revision is current: the
+        deployment keeps its history and a new revision with no splits (gateways
+        stop routing to it and unload its versions); SetDeployment serves it again.
+        """
 
     @_abc_1.abstractmethod
     def RecordEvaluation(

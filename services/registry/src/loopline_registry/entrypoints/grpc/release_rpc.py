@@ -33,6 +33,11 @@ class ReleaseRpc(RpcBase):
             r.model, r.expected_revision, c.splits_of(r), tuple(r.shadow_versions), r.reason, r.override_gate))
         return c.deployment_pb(deployment)
 
+    async def RetireDeployment(self, r: pb.RetireDeploymentRequest, context: Ctx) -> pb.Deployment:
+        deployment = await self.h.retire_deployment(await self.caller(context), cmd.RetireDeployment(
+            r.model, r.expected_revision, r.reason))
+        return c.deployment_pb(deployment)
+
     async def RollBack(self, r: pb.RollBackRequest, context: Ctx) -> pb.RollBackResponse:
         champion, deployment = await self.h.rollback(await self.caller(context),
                                                      cmd.RollBack(r.model, r.reason, r.to_version))

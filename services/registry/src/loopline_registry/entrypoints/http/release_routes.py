@@ -9,7 +9,7 @@ from loopline_registry.domain.auth import Caller
 from loopline_registry.domain.deployment import TrafficSplit, Variant
 from loopline_registry.entrypoints.http.catalog_schemas import VersionOut
 from loopline_registry.entrypoints.http.release_schemas import (AuditOut, AuditPage, DeploymentIn, DeploymentOut,
-                                                                RollbackIn, RollbackOut, ServedOut)
+                                                                RetireIn, RollbackIn, RollbackOut, ServedOut)
 from loopline_registry.service import commands as cmd
 from loopline_registry.service.handlers import Handlers
 from loopline_registry.service.queries import AuditFilter, Page
@@ -34,6 +34,13 @@ def routes(h: Handlers, caller: Any) -> APIRouter:
         deployment = await h.set_deployment(who, cmd.SetDeployment(
             name, body.expected_revision, splits, tuple(body.shadow_versions), body.reason, body.override_gate))
         return DeploymentOut.of(deployment)
+
+    @api.post("/models/{name}/deployment/retire")
+    async def retire_deployment(name: str, body: RetireIn, who: Who) -> DeploymentOut:
+        """Takes the model out of service if ``expected_revision`` is the current one (409 otherwise):
+        a new revision with no splits; PUT on the deployment serves it again."""
+        return DeploymentOut.of(await h.retire_deployment(who, cmd.RetireDeployment(
+            name, body.expected_revision, body.reason)))
 
     @api.post("/models/{name}/rollback")
     async def rollback(name: str, body: RollbackIn, who: Who) -> RollbackOut:

@@ -45,6 +45,12 @@ class DeploymentOut(BaseModel):
                    updated_at=d.updated_at, updated_by=d.updated_by, reason=d.reason)
 
 
+class RetireIn(BaseModel):
+    #: The revision the caller saw (409 if it has changed since).
+    expected_revision: int
+    reason: str
+
+
 class RollbackIn(BaseModel):
     reason: str
     to_version: int = 0
