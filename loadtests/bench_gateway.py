@@ -18,7 +18,8 @@ count and a time limit); BENCH_GATEWAY_TRACING=0 runs the gateway without the OT
 SDK; BENCH_GATEWAY_SAMPLE=0.01 samples that share of traces (parent-based ratio
 sampler; default: every request); BENCH_GATEWAY_LOG=0 runs without the prediction
 log; BENCH_GATEWAY_FLUSH_MS sets the log's flush interval; BENCH_GATEWAY_TRITON=grpc
-sends inference to Triton over gRPC instead of HTTP/1.1; BENCH_GATEWAY_GRPC_SERVER=aio serves the
+sends inference to Triton over gRPC instead of HTTP/1.1; BENCH_GATEWAY_FEATURES (16) sets the
+model's input width (4 bytes each: request size); BENCH_GATEWAY_GRPC_SERVER=aio serves the
 gateway's gRPC port with grpc.aio instead of the native HTTP/2 edge (the default).
 
 Baseline in the same run: BENCH_GATEWAY_BASELINE=<dirs> (os.pathsep-separated) puts those

@@ -19,7 +19,9 @@ import aiohttp
 
 from loadtests.gateway.serve import free_port
 
-FEATURES, CLASSES = 16, 4
+#: Inputs of the served model (``BENCH_GATEWAY_FEATURES``, default 16: 64 bytes a request).
+FEATURES = int(os.environ.get("BENCH_GATEWAY_FEATURES", "16"))
+CLASSES = 4
 
 
 def artifact(path: Path) -> None:

@@ -62,6 +62,7 @@ def report(rows: list[dict[str, object]]) -> dict[str, object]:
             "triton_data_plane": os.environ.get("BENCH_GATEWAY_TRITON", "http"),
             "grpc_server": os.environ.get("BENCH_GATEWAY_GRPC_SERVER", "native"),
             "prediction_log": os.environ.get("BENCH_GATEWAY_LOG", "1") != "0",
+            "features": int(os.environ.get("BENCH_GATEWAY_FEATURES", "16")),
             "cpu_count": os.cpu_count(), "load_average_after": [round(v, 2) for v in os.getloadavg()],
             "cases": rows,
             "note": "Triton python backend on CPU; client, gateway, Triton and Kafka share this machine"}

@@ -60,7 +60,7 @@ def to_array(datatype: str, shape: list[int], raw: bytes | None, contents: objec
     return np.asarray(getattr(contents, CONTENTS[datatype]), dtype=NUMPY[datatype]).reshape(shape)
 
 
-def _bf16(raw: bytes) -> np.ndarray:
+def bf16_as_fp32(raw: bytes) -> np.ndarray:
     """BF16 is the top half of an FP32: widen it bit for bit."""
     return (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
 
@@ -71,7 +71,7 @@ def flat_values(datatype: str, raw: bytes | None, contents: object | None = None
         items = decode_bytes(raw) if raw is not None else list(contents.bytes_contents)  # type: ignore[union-attr]
         return "bytes_contents", items  # type: ignore[return-value]
     if raw is not None:
-        array = _bf16(raw) if datatype == "BF16" else np.frombuffer(raw, dtype=NUMPY[datatype])
+        array = bf16_as_fp32(raw) if datatype == "BF16" else np.frombuffer(raw, dtype=NUMPY[datatype])
     else:
         array = np.asarray(getattr(contents, CONTENTS[datatype]), dtype=NUMPY[datatype])
     if datatype == "BOOL":
