@@ -41,6 +41,9 @@ from loopline_serving_gateway.domain.deployments import Deployment, route_for
 from loopline_serving_gateway.domain.routing import RoutingTable, triton_name
 
 log = logging.getLogger(__name__)
+#: First line of the config.pbtxt of every entry the reconciler writes (a protobuf text comment): what
+#: lets ``_collect_undeployed`` tell its own entries from anything else in the repository.
+MARK = "# written by the Loopline serving gateway; removed once its model is no longer deployed\n"
 
 
 class TritonControl(Protocol):
@@ -72,6 +75,7 @@ class Reconciler:
         self._suspects: set[str] = set()
         self._heal_errors: dict[str, str] = {}
         self._suspected = asyncio.Event()
+        self._collected = False  # entries of undeployed models removed (once, at the first sync_all)
         #: With several worker processes: whether another one still routes to a Triton model or
         #: has requests to it in flight (each applies a deployment change on its own).
         self.peers_busy: Callable[[str], Awaitable[bool]] | None = None
@@ -92,6 +96,36 @@ class Reconciler:
                 self._table.remove(model)
         await self.heal(self._table.referenced())
         await self.unload_unreferenced()
+        if not self._collected:
+            self._collected = True
+            await self._collect_undeployed(wanted)
+
+    async def _collect_undeployed(self, deployed: set[str]) -> None:
+        """Once, at start: repository entries of models the registry no longer deploys (removed or
+        retired while no gateway ran, or left by an earlier process) are unloaded from Triton and
+        removed. Only this process's own unloading knows of versions it loaded itself, so without
+        this they stayed loaded until Triton restarted. Each model is asked about again right
+        before (a model deployed meanwhile is left alone); entries of deployed models, and names
+        that are not ``<model>.v<version>`` written by a gateway (``MARK``), are not touched."""
+        for entry in sorted(await asyncio.to_thread(_marked_entries, self._repository)):
+            model, _, version = entry.rpartition(".v")
+            if not model or not version.isdigit() or model in deployed or entry in self._table.referenced():
+                continue
+            try:
+                deployment = await self._registry.get_deployment(model)
+                if deployment is not None and not deployment.retired:
+                    continue
+                async with entry_lock(self._repository, entry):
+                    if entry in self._table.referenced():
+                        continue
+                    if await self._triton.is_ready(entry, version):
+                        await self._triton.unload(entry)
+                        log.info("unloaded %s: %s is not deployed (left from before this gateway started)",
+                                 entry, model)
+                    self._loaded.discard(entry)
+                    await asyncio.to_thread(shutil.rmtree, self._repository / entry, True)
+            except LooplineError as exc:
+                log.warning("could not remove %s, whose model is not deployed: %s", entry, exc)
 
     async def sync_model(self, model: str) -> None:
         """Re-read one model's deployment (on DeploymentChanged, promotion, roll-back)."""
@@ -191,7 +225,7 @@ class Reconciler:
             await asyncio.sleep(min_interval_s)
 
     def _materialise(self, name: str, info: VersionInfo, artifact: bytes) -> None:
-        config = render_config(
+        config = MARK + render_config(
             name,
             [TensorConfig(t.name, t.datatype, t.shape[1:]) for t in info.inputs],
             [TensorConfig(t.name, t.datatype, t.shape[1:]) for t in info.outputs],
@@ -234,3 +268,16 @@ class Reconciler:
                 await self.sync_all()
             except LooplineError as exc:
                 log.warning("periodic resync failed: %s", exc)
+
+
+def _marked_entries(repository: Path) -> list[str]:
+    """The model folders of the repository that a gateway wrote (their config.pbtxt begins with ``MARK``)."""
+    found = []
+    for path in repository.iterdir() if repository.is_dir() else ():
+        try:
+            with (path / "config.pbtxt").open() as config:
+                if config.readline() == MARK:
+                    found.append(path.name)
+        except (OSError, UnicodeDecodeError):  # not a model folder, or not ours
+            continue
+    return found
