@@ -74,3 +74,22 @@ def test_logs_show_the_last_lines(tmp_path: Path, capsys: pytest.CaptureFixture[
     (tmp_path / "logs" / "kafka.log").write_text("".join(f"line {i}\n" for i in range(100)))
     code, out, _ = run(capsys, "--run-dir", str(tmp_path), "stack", "logs", "kafka", "-n", "2")
     assert code == 0 and out == "line 98\nline 99\n"
+
+
+def test_loopline_models_uses_the_local_stacks_admin_key_unless_given_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopline_cli.main import build_parser, with_local_admin_key
+    from loopline_cli.stack.secrets import admin_key_file
+
+    monkeypatch.delenv("LOOPLINE_API_KEY", raising=False)
+
+    def key_for(*argv: str) -> str:
+        return with_local_admin_key(build_parser().parse_args(["--run-dir", str(tmp_path), *argv])).api_key
+
+    assert key_for("models", "list") == ""  # no stack here: no key (the registry will say so)
+    admin_key_file(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    admin_key_file(tmp_path).write_text("local-admin-key\n")
+    assert key_for("models", "list") == "local-admin-key"
+    assert key_for("models", "--api-key", "given", "list") == "given"
+    monkeypatch.setenv("LOOPLINE_API_KEY", "from-env")
+    assert key_for("models", "list") == "from-env"

@@ -37,8 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_local_admin_key(args: argparse.Namespace) -> argparse.Namespace:
+    """``loopline models`` without ``--api-key`` or $LOOPLINE_API_KEY uses the admin key of the
+    local stack (``<run-dir>/secrets/admin.key``), when there is one: what the README promises."""
+    if getattr(args, "command", None) == "models" and not args.api_key:
+        from loopline_cli.stack.layout import resolve_run_dir
+        from loopline_cli.stack.secrets import admin_key_file
+
+        try:
+            args.api_key = admin_key_file(resolve_run_dir(args.run_dir)).read_text().strip()
+        except OSError:
+            pass  # no local stack: the registry answers UNAUTHENTICATED, naming the missing key
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = with_local_admin_key(build_parser().parse_args(argv))
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
