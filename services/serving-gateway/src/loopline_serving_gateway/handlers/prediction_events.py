@@ -136,8 +136,9 @@ def _tensors(tensors: Any, raw: Any, rows: int = 1, budget: int | None = None) -
 #: Raw floating-point datatypes, as numpy reads them (little-endian, as the protocol has them).
 _FLOATS = {"FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
 #: From this many bytes on, raw floats are widened to doubles by numpy (one pass in C) rather than
-#: through Python floats: a 16 KB FP32 tensor in a tenth of the time; below it numpy's call costs more.
-_NUMPY_FROM = 512
+#: through Python floats. FP32 to packed doubles, measured: 4096 floats 4.8 against 206 µs, 32 floats
+#: 0.93 against 1.41 µs; 16 floats 1.18 against 0.91 µs (numpy's call costs more than the work).
+_NUMPY_FROM = 128
 
 
 def _raw_values(datatype: str, data: bytes) -> tuple[str, Any]:
