@@ -192,3 +192,12 @@ def test_unknown_mode_is_rejected() -> None:
     target = FakeTarget(canary_deployment())
     with pytest.raises(ValueError, match="rollout mode"):
         RolloutController(target, FakeQuality(target, {}), POLICY, default_mode="blue-green")
+
+
+def test_a_retired_deployment_is_left_alone(caplog: pytest.LogCaptureFixture) -> None:
+    """Retired in the registry (a revision with no splits): nothing to roll out, nothing changed."""
+    target = FakeTarget(Deployment("m", 4, (), (), T0, "operator", "withdrawn"))
+    quality = FakeQuality(target, {})
+    outcomes = asyncio.run(RolloutController(target, quality, POLICY, clock=lambda: T0).tick())
+    assert not outcomes and target.dep.revision == 4 and not target.reasons and not quality.seen_since
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]  # not a failed round either
