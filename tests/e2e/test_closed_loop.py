@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 from loopline.registry.v1 import registry_pb2 as rpb
@@ -26,7 +27,8 @@ from loopline.trainer.v1 import trainer_pb2 as tpb
 from loopline.trainer.v1.trainer_pb2_grpc import TrainerServiceStub
 
 from loopline_cli.loop.live import LoopOptions, render_report, run_loop
-from loopline_cli.loop.platform import Registry, bootstrap_model, full_champion, read_admin_key, splits_of, wait_run
+from loopline_cli.loop.platform import bootstrap_model, read_admin_key, wait_run
+from loopline_cli.loop.registry import Registry, full_champion, splits_of
 from loopline_cli.loop.scenario import run_scenario
 from loopline_cli.loop.sources import Record, Synthetic, write_jsonl
 from loopline_cli.loop.traffic import FeedbackClient, GatewayClient, GatewayError
@@ -177,8 +179,6 @@ async def retired_and_let_go(config: StackConfig, registry: Registry, gateway: G
                              probe: Record, revision: int) -> None:
     """Retired in the registry, the model stops answering through the gateway and Triton unloads its
     versions (registry on PostgreSQL -> DeploymentChanged on Kafka -> gateway -> Triton)."""
-    import aiohttp
-
     retired = await registry.stub.RetireDeployment(rpb.RetireDeploymentRequest(
         model=model, expected_revision=revision, reason="e2e: taken out of service"), metadata=registry.metadata)
     assert list(retired.splits) == [] and retired.revision == revision + 1

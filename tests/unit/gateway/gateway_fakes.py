@@ -1,15 +1,22 @@
-"""In-memory stand-ins for Triton, shared by the gateway's unit tests."""
+"""In-memory stand-ins for Triton (and a reconciler over them), shared by the gateway's unit tests."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from tritonclient.grpc import service_pb2 as pb
 
 from loopline_core.errors import Unavailable
 
+from loopline_serving_gateway.adapters.registry import InMemoryRegistry, TensorSpec, VersionInfo
+from loopline_serving_gateway.domain.routing import RoutingTable
 from loopline_serving_gateway.handlers.prediction_events import Served
+from loopline_serving_gateway.handlers.reconciler import Reconciler
 
 
 def request(model: str, rows: int = 1, features: int = 4, version: str = "") -> pb.ModelInferRequest:
@@ -65,3 +72,34 @@ def wide_served(n: int, features: int) -> Served:
     response.outputs.add(name="probabilities", datatype="FP32", shape=[1, 3])
     response.raw_output_contents.append(np.array([0.2, 0.3, 0.5], np.float32).tobytes())
     return Served(f"wide-{n}", "wide", 1, 1, "wide.v1", message, response, 10, 0, 1)
+
+
+SIGNATURE = ((TensorSpec("features", "FP32", (-1, 4)),), (TensorSpec("probabilities", "FP32", (-1, 3)),))
+
+
+def reconciler_world(tmp_path: Path) -> tuple[InMemoryRegistry, FakeTriton, RoutingTable, Reconciler]:
+    """A reconciler over an in-memory registry holding versions 1-3 of "iris", a fake Triton and an empty table."""
+    registry, triton, table = InMemoryRegistry(), FakeTriton(), RoutingTable()
+    for version in (1, 2, 3):
+        artifact = f"torchscript-{version}".encode()
+        registry.add_version(VersionInfo("iris", version, hashlib.sha256(artifact).hexdigest(), *SIGNATURE), artifact)
+    return registry, triton, table, Reconciler(registry, triton, table, tmp_path, inflight=Counter())
+
+
+class CountingTriton(FakeTriton):
+    """Loads take a while; counts the loads, and the most at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[str] = []
+        self.running = self.most = 0
+
+    async def load(self, name: str) -> None:
+        self.loads.append(name)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(0.05)
+            await super().load(name)
+        finally:
+            self.running -= 1

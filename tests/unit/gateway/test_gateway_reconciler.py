@@ -1,5 +1,6 @@
 """The reconciler with an in-memory registry and Triton: hash check, READY before switch,
-failed loads keep the old route, unreferenced versions unloaded."""
+failed loads keep the old route, unreferenced versions unloaded, retired models let go, workers
+and concurrent loads. Lost versions loaded again: test_gateway_reconciler_heal.py."""
 
 from __future__ import annotations
 
@@ -9,29 +10,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from gateway_fakes import FakeTriton
+from gateway_fakes import SIGNATURE, CountingTriton, reconciler_world
 
-from loopline_core.errors import Unavailable
-
-from loopline_serving_gateway.adapters.registry import InMemoryRegistry, TensorSpec, VersionInfo
+from loopline_serving_gateway.adapters.registry import InMemoryRegistry, VersionInfo
 from loopline_serving_gateway.domain.deployments import Deployment, Split
 from loopline_serving_gateway.domain.routing import RoutingTable, Variant
 from loopline_serving_gateway.handlers.reconciler import MARK, Reconciler
 
 C = Variant.CHAMPION
-SIGNATURE = ((TensorSpec("features", "FP32", (-1, 4)),), (TensorSpec("probabilities", "FP32", (-1, 3)),))
-
-
-def _world(tmp_path: Path) -> tuple[InMemoryRegistry, FakeTriton, RoutingTable, Reconciler]:
-    registry, triton, table = InMemoryRegistry(), FakeTriton(), RoutingTable()
-    for version in (1, 2, 3):
-        artifact = f"torchscript-{version}".encode()
-        registry.add_version(VersionInfo("iris", version, hashlib.sha256(artifact).hexdigest(), *SIGNATURE), artifact)
-    return registry, triton, table, Reconciler(registry, triton, table, tmp_path, inflight=Counter())
 
 
 async def test_versions_are_written_loaded_and_switched(tmp_path: Path) -> None:
-    registry, triton, table, reconciler = _world(tmp_path)
+    registry, triton, table, reconciler = reconciler_world(tmp_path)
     registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
     await reconciler.sync_all()
     assert table.get("iris").targets[0].version == 1 and "iris.v1" in triton.loaded
@@ -50,7 +40,7 @@ async def test_versions_are_written_loaded_and_switched(tmp_path: Path) -> None:
 
 
 async def test_a_tampered_artifact_or_failed_load_keeps_the_old_route(tmp_path: Path) -> None:
-    registry, triton, table, reconciler = _world(tmp_path)
+    registry, triton, table, reconciler = reconciler_world(tmp_path)
     registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
     await reconciler.sync_all()
     sha = registry.versions[("iris", 2)].sha256
@@ -66,7 +56,7 @@ async def test_a_tampered_artifact_or_failed_load_keeps_the_old_route(tmp_path: 
 
 
 async def test_a_removed_deployment_removes_the_route(tmp_path: Path) -> None:
-    registry, triton, table, reconciler = _world(tmp_path)
+    registry, triton, table, reconciler = reconciler_world(tmp_path)
     registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
     await reconciler.sync_all()
     del registry.deployments["iris"]
@@ -77,7 +67,7 @@ async def test_a_removed_deployment_removes_the_route(tmp_path: Path) -> None:
 @pytest.mark.parametrize("by", ["event", "resync"])
 async def test_a_retired_deployment_removes_the_route_and_unloads_its_versions(tmp_path: Path, by: str) -> None:
     """Retired in the registry: a new revision with no splits (RetireDeployment)."""
-    registry, triton, table, reconciler = _world(tmp_path)
+    registry, triton, table, reconciler = reconciler_world(tmp_path)
     registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 0.9, C), Split(2, 0.1, Variant.CANARY)), (3,))
     await reconciler.sync_all()
     assert triton.loaded == {"iris.v1", "iris.v2", "iris.v3"}
@@ -93,7 +83,7 @@ async def test_a_retired_deployment_removes_the_route_and_unloads_its_versions(t
 
 async def test_at_start_entries_of_models_no_longer_deployed_are_unloaded_and_removed(tmp_path: Path) -> None:
     """Retired (or removed) while no gateway ran: the versions a previous process loaded go."""
-    registry, triton, table, reconciler = _world(tmp_path)
+    registry, triton, table, reconciler = reconciler_world(tmp_path)
     for name in ("iris.v1", "iris.v2", "gone.v1", "retired.v3", "later.v1", "demo-skeleton", "theirs.v1"):
         (tmp_path / name / "1").mkdir(parents=True)
         mark = "" if name == "theirs.v1" else MARK  # theirs.v1: in the repository, not written by a gateway
@@ -123,7 +113,7 @@ async def test_at_start_entries_of_models_no_longer_deployed_are_unloaded_and_re
 
 
 async def test_a_version_another_worker_is_busy_with_is_unloaded_only_once_it_is_not(tmp_path: Path) -> None:
-    registry, triton, table, reconciler = _world(tmp_path)
+    registry, triton, table, reconciler = reconciler_world(tmp_path)
     asked: list[str] = []
     busy_until = {"iris.v1": 3}  # another worker still routes to v1 for its first three answers
 
@@ -145,7 +135,7 @@ async def test_a_version_another_worker_is_busy_with_is_unloaded_only_once_it_is
 
 
 async def test_waiting_for_other_workers_is_bounded_by_the_drain_timeout(tmp_path: Path) -> None:
-    registry, triton, table, _ = _world(tmp_path)
+    registry, triton, table, _ = reconciler_world(tmp_path)
     reconciler = Reconciler(registry, triton, table, tmp_path, inflight=Counter(), drain_timeout_s=0.3)
 
     async def always_busy(name: str) -> bool:
@@ -159,7 +149,7 @@ async def test_waiting_for_other_workers_is_bounded_by_the_drain_timeout(tmp_pat
 
 
 async def test_a_version_already_ready_from_the_same_artifact_is_not_loaded_again(tmp_path: Path) -> None:
-    registry, triton, table, first = _world(tmp_path)
+    registry, triton, table, first = reconciler_world(tmp_path)
     loads: list[str] = []
     load = triton.load
 
@@ -181,28 +171,9 @@ async def test_a_version_already_ready_from_the_same_artifact_is_not_loaded_agai
     assert (tmp_path / "iris.v1" / "1" / "model.pt").read_bytes() == b"torchscript-1"
 
 
-class _SlowTriton(FakeTriton):
-    """Loads take a while; counts the loads, and the most at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loads: list[str] = []
-        self.running = self.most = 0
-
-    async def load(self, name: str) -> None:
-        self.loads.append(name)
-        self.running += 1
-        self.most = max(self.most, self.running)
-        try:
-            await asyncio.sleep(0.05)
-            await super().load(name)
-        finally:
-            self.running -= 1
-
-
 async def test_deployments_load_concurrently_up_to_the_bound(tmp_path: Path) -> None:
     for bound in (1, 3):
-        registry, triton, table = InMemoryRegistry(), _SlowTriton(), RoutingTable()
+        registry, triton, table = InMemoryRegistry(), CountingTriton(), RoutingTable()
         for model in ("a", "b", "c", "d", "e", "f", "g"):
             artifact = f"torchscript-{model}".encode()
             registry.add_version(VersionInfo(model, 1, hashlib.sha256(artifact).hexdigest(), *SIGNATURE), artifact)
@@ -216,8 +187,8 @@ async def test_deployments_load_concurrently_up_to_the_bound(tmp_path: Path) -> 
 
 async def test_of_two_workers_applying_a_change_at_once_one_loads_and_the_other_finds_it_ready(
         tmp_path: Path) -> None:
-    registry, triton, _, first = _world(tmp_path)
-    triton = _SlowTriton()
+    registry, triton, _, first = reconciler_world(tmp_path)
+    triton = CountingTriton()
     first = Reconciler(registry, triton, RoutingTable(), tmp_path, inflight=Counter())
     second = Reconciler(registry, triton, RoutingTable(), tmp_path, inflight=Counter())
     registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
@@ -229,7 +200,7 @@ async def test_of_two_workers_applying_a_change_at_once_one_loads_and_the_other_
 
 
 async def test_a_version_routed_to_again_while_it_drains_is_kept(tmp_path: Path) -> None:
-    registry, triton, table, _ = _world(tmp_path)
+    registry, triton, table, _ = reconciler_world(tmp_path)
     inflight: Counter[str] = Counter()
     reconciler = Reconciler(registry, triton, table, tmp_path, inflight=inflight)
     for revision, version in enumerate((1, 2), 1):
@@ -246,71 +217,3 @@ async def test_a_version_routed_to_again_while_it_drains_is_kept(tmp_path: Path)
     await moving_on
     assert table.get("iris").targets[0].version == 1 and "iris.v1" in triton.loaded
     assert (tmp_path / "iris.v1" / "1" / "model.pt").exists()
-
-
-async def test_a_routed_version_triton_lost_is_loaded_again_after_a_failed_call(tmp_path: Path) -> None:
-    from gateway_fakes import request
-
-    from loopline_core.errors import InvalidArgument
-    from loopline_serving_gateway.handlers.inference import Inference
-    from loopline_serving_gateway.metrics import GatewayMetrics
-    from loopline_serving_gateway.settings import GatewaySettings
-
-    registry, _, table, _ = _world(tmp_path)
-    triton = _SlowTriton()
-    reconciler = Reconciler(registry, triton, table, tmp_path, inflight=Counter())
-    inference = Inference(table, triton, None, GatewayMetrics(), GatewaySettings(), Counter(),
-                          on_unavailable=reconciler.suspect)
-    for revision, version in enumerate((1, 2), 1):
-        registry.deployments["iris"] = Deployment("iris", revision, (Split(version, 1.0, C),))
-        await reconciler.sync_model("iris")
-    healer = asyncio.create_task(reconciler.heal_forever(min_interval_s=0.05))
-    try:
-        triton.loaded.clear()  # Triton restarted: nothing loaded
-        with pytest.raises(Unavailable):  # v2 failed, and so did its fallback v1
-            await inference.infer(request("iris"))
-        async with asyncio.timeout(5):
-            while triton.loaded != {"iris.v1", "iris.v2"}:
-                await asyncio.sleep(0.01)
-        assert (await inference.infer(request("iris"))).version == 2
-        assert triton.loads[-2:] in (["iris.v1", "iris.v2"], ["iris.v2", "iris.v1"])
-
-        async def refused(*args: object) -> None:
-            raise InvalidArgument("Triton: unexpected shape for input 'features'")
-
-        triton.infer = refused  # type: ignore[method-assign,assignment]
-        asked: list[str] = []
-        triton.is_ready = lambda name, version="": asked.append(name) or FakeTriton.is_ready(triton, name)  # type: ignore[method-assign]
-        with pytest.raises(InvalidArgument):  # bad input says nothing about the model: not checked
-            await inference.infer(request("iris"))
-        await asyncio.sleep(0.2)
-        assert asked == []
-    finally:
-        healer.cancel()
-
-    triton.loaded.discard("iris.v1")  # lost, and no call failed: the periodic resync finds it
-    await reconciler.sync_all()
-    assert triton.loaded == {"iris.v1", "iris.v2"} and table.get("iris").revision == 2
-
-
-async def test_while_triton_is_unreachable_a_lost_version_is_retried_and_logged_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    registry, triton, table, reconciler = _world(tmp_path)
-    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
-    await reconciler.sync_all()
-    down = True
-
-    async def is_ready(name: str, version: str = "") -> bool:
-        if down:
-            raise Unavailable("Triton: connection refused")
-        return name in triton.loaded
-
-    triton.is_ready = is_ready  # type: ignore[method-assign]
-    triton.loaded.clear()
-    for _ in range(5):
-        await reconciler.heal({"iris.v1"})
-    failures = [r for r in caplog.records if "could not load iris.v1 again" in r.getMessage()]
-    assert len(failures) == 1 and "connection refused" in failures[0].getMessage()
-    down = False
-    await reconciler.heal({"iris.v1"})
-    assert "iris.v1" in triton.loaded

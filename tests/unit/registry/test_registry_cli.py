@@ -80,7 +80,7 @@ async def test_models_commands_over_grpc() -> None:
 async def test_a_demo_run_retires_the_deployments_of_earlier_demo_models() -> None:
     import httpx
 
-    from loopline_cli.loop.platform import Registry
+    from loopline_cli.loop.registry import Registry
 
     async with running_registry() as registry:
         admin = {"Authorization": f"Bearer {KEYS['admin']}"}

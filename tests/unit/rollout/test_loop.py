@@ -101,7 +101,7 @@ def test_the_champion_at_full_is_read_off_the_deployment() -> None:
     from loopline.events.v1 import models_pb2
     from loopline.registry.v1 import registry_pb2 as rpb
 
-    from loopline_cli.loop.platform import full_champion
+    from loopline_cli.loop.registry import full_champion
 
     def deployment(*splits: tuple[int, float]) -> rpb.Deployment:
         return rpb.Deployment(model="m", splits=[models_pb2.TrafficSplit(version=v, weight=w,

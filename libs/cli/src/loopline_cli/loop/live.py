@@ -22,8 +22,8 @@ from typing import TextIO
 
 import grpc
 
-from loopline_cli.loop.platform import (Bootstrapped, PlatformWatcher, Registry, Timeline, bootstrap_model,
-                                        read_admin_key)
+from loopline_cli.loop.platform import Bootstrapped, PlatformWatcher, Timeline, bootstrap_model, read_admin_key
+from loopline_cli.loop.registry import Registry
 from loopline_cli.loop.report import Summary, accuracy_series, png_chart, summarize, text_chart
 from loopline_cli.loop.scenario import Run, run_scenario
 from loopline_cli.loop.sources import Record, SourceError, Synthetic, open_source, write_jsonl
