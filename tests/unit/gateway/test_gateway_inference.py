@@ -117,8 +117,9 @@ async def test_explicit_versions_and_bad_requests() -> None:
         await world.inference.infer(broken)
 
 
-async def test_what_is_logged_carries_its_request_bytes_for_the_buffer_bound() -> None:
+async def test_what_is_logged_carries_its_tensor_bytes_for_the_buffer_bound() -> None:
     world = World(Deployment("iris", 1, (Split(1, 1.0, C),), shadow_versions=(3,)))
     await world.inference.infer(request("iris", rows=2))
     await asyncio.sleep(0)  # the shadow's call
-    assert [e.request_bytes for e in world.log._entries] == [32, 32]  # noqa: SLF001 - FP32 [2, 4], served and shadow
+    # served and shadow: the request's FP32 [2, 4] and each one's own answer, FP32 [2, 1]
+    assert [e.data_bytes for e in world.log._entries] == [32 + 8, 32 + 8]  # noqa: SLF001

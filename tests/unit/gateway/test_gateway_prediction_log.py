@@ -213,14 +213,14 @@ async def test_an_event_kafka_refuses_is_dropped_and_counted_and_the_log_goes_on
     assert sorted(kafka.keys) == sorted(f"id-{n}" for n in range(9) if n != 3)
 
 
-async def test_the_buffer_is_bounded_in_request_bytes_too_and_frees_them_once_logged() -> None:
+async def test_the_buffer_is_bounded_in_tensor_bytes_too_and_frees_them_once_logged() -> None:
     kafka = FlakyKafka()
     kafka.down.set()
     log = PredictionLog(kafka, PredictionLogSettings(buffer_bytes=1 << 20, batch_events=10, flush_interval_ms=1,
                                                      retry_backoff_ms=1))
     big = 300 * 1024  # three fit in 1 MiB, the fourth does not
     for n in range(5):
-        log.record(wide_served(n, 8) if n == 4 else dataclasses.replace(wide_served(n, 8), request_bytes=big))
+        log.record(wide_served(n, 8) if n == 4 else dataclasses.replace(wide_served(n, 8), data_bytes=big))
     assert (log.buffered, log.dropped) == (4, 1)  # the small one still fit
     runner = asyncio.create_task(log.run())
     kafka.down.clear()
@@ -229,7 +229,7 @@ async def test_the_buffer_is_bounded_in_request_bytes_too_and_frees_them_once_lo
             while log.sent < 4:
                 await asyncio.sleep(0.001)
         for n in range(5, 8):  # room again once logged
-            log.record(dataclasses.replace(wide_served(n, 8), request_bytes=big))
+            log.record(dataclasses.replace(wide_served(n, 8), data_bytes=big))
         assert log.dropped == 1
     finally:
         runner.cancel()

@@ -75,3 +75,19 @@ def test_the_request_tensor_bytes_come_with_the_verdict_remembered_or_not() -> N
     typed = pb.ModelInferRequest(model_name="iris")
     typed.inputs.add(name="ids", datatype="INT64", shape=[2, 5]).contents.int64_contents.extend(range(10))
     assert checked(typed, Limits()) == (2, 80)
+
+
+def test_an_answers_tensor_bytes_are_read_from_its_shapes_and_bytes_from_their_lengths() -> None:
+    from loopline_serving_gateway.handlers.validation import answer_bytes
+
+    answer = pb.ModelInferResponse()
+    answer.outputs.add(name="scores", datatype="FP32", shape=[2, 3])
+    answer.outputs.add(name="labels", datatype="BYTES", shape=[2])
+    answer.outputs.add(name="ids", datatype="INT64", shape=[2, 1])
+    answer.raw_output_contents.extend([b"\x00" * 24, b"\x03\x00\x00\x00cat\x04\x00\x00\x00bird", b"\x00" * 16])
+    assert answer_bytes(answer) == 24 + 15 + 16
+    typed = pb.ModelInferResponse()
+    typed.outputs.add(name="labels", datatype="BYTES", shape=[2]).contents.bytes_contents.extend([b"cat", b"bird"])
+    typed.outputs.add(name="scores", datatype="FP16", shape=[4])
+    assert answer_bytes(typed) == 7 + 8
+    assert answer_bytes(pb.ModelInferResponse()) == 0

@@ -118,9 +118,8 @@ class PredictionLogSettings(BaseModel):
     enabled: bool = True
     #: Events kept while Kafka is slow or down; beyond it new events are dropped and counted.
     buffer_events: int = Field(default=100_000, ge=1)
-    #: ... and request tensor bytes kept (each entry holds its request and its answer until it is
-    #: logged): with large tensors the event bound alone could hold gigabytes while Kafka is down.
-    #: Answers are not counted (the bytes of one are not known without a copy of them).
+    #: ... and tensor bytes kept, of the requests and their answers (each entry holds both until it
+    #: is logged): with large tensors the event bound alone could hold gigabytes while Kafka is down.
     buffer_bytes: int = Field(default=256 << 20, ge=1 << 20)
     batch_events: int = Field(default=500, ge=1)
     #: Largest PredictionLogged written (Kafka takes records up to its max request size, 1 MiB by

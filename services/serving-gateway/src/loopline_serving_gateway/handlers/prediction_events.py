@@ -44,8 +44,9 @@ class Served:
     traceparent: str = ""
     tracestate: str = ""
     fallback_reason: str = ""
-    #: Bytes of the request's tensor data (``validation.checked``): what the buffer's byte bound counts.
-    request_bytes: int = 0
+    #: Bytes of the request's tensor data (``validation.checked``) and the answer's
+    #: (``validation.answer_bytes``): what the buffer's byte bound counts.
+    data_bytes: int = 0
     #: Tensors logged without their values (``events_of``: an event never passes Kafka's record limit).
     omitted_tensors: int = 0
 

@@ -2,10 +2,10 @@
 
 The request path only appends a reference to the request and response (no copy,
 no encoding). A background loop turns them into events and sends them in
-batches. The buffer is bounded in events and in request bytes: when Kafka is down it fills, further
-predictions are dropped and counted, and the loop keeps retrying the batch in
-hand with the same event ids (consumers drop repeats), so it catches up when
-Kafka returns. At shutdown it flushes within the grace period; what Kafka has
+batches. The buffer is bounded in events and in tensor bytes (requests and answers):
+when Kafka is down it fills, further predictions are dropped and counted, and the
+loop keeps retrying the batch in hand with the same event ids (consumers drop
+repeats), so it catches up when Kafka returns. At shutdown it flushes within the grace period; what Kafka has
 not acknowledged by then is counted as dropped too (``abandon``).
 """
 
@@ -48,7 +48,7 @@ class PredictionLog:
         self._entries: deque[Served] = deque()
         self._in_hand: list[Outgoing] = []  # taken from the buffer, not yet acknowledged by Kafka
         self._buffered = 0
-        self._buffered_bytes = 0  # of the requests held (each holds its request and answer)
+        self._buffered_bytes = 0  # tensor data of the requests and answers held
         self.dropped = 0
         self.sent = 0
 
@@ -58,13 +58,13 @@ class PredictionLog:
 
     def record(self, entry: Served) -> None:
         if (self._buffered + entry.rows > self._settings.buffer_events
-                or self._buffered_bytes + entry.request_bytes > self._settings.buffer_bytes):
+                or self._buffered_bytes + entry.data_bytes > self._settings.buffer_bytes):
             self.dropped += entry.rows
             self._on_drop(entry.rows)
             return
         self._entries.append(entry)
         self._buffered += entry.rows
-        self._buffered_bytes += entry.request_bytes
+        self._buffered_bytes += entry.data_bytes
 
     async def _build(self) -> list[Outgoing]:
         """The events of the oldest entries (up to ``batch_events``), built ``SLICE`` entries at a
@@ -83,7 +83,7 @@ class PredictionLog:
             if built % SLICE == 0:
                 await asyncio.sleep(0)
         for _ in range(built):
-            self._buffered_bytes -= entries.popleft().request_bytes
+            self._buffered_bytes -= entries.popleft().data_bytes
         self._buffered -= rows
         return outgoing
 

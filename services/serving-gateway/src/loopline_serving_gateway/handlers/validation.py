@@ -113,3 +113,24 @@ def _validate(request: pb.ModelInferRequest, limits: Limits) -> tuple[int, int]:
         check_name(output.name, "outputs")
         _refuse_shared_memory(output.parameters, f"outputs[{output.name}]")
     return rows, data_bytes
+
+
+def answer_bytes(response: pb.ModelInferResponse) -> int:
+    """Bytes of an answer's tensor data, for the prediction log's byte bound: each output's elements
+    times its datatype's size, read from the shapes (a BYTES output: its raw length), so a large
+    answer is not copied to be measured (reading a raw output out of the message copies it, and
+    ``ByteSize()`` serializes the whole message)."""
+    total = 0
+    raw = None
+    for index, output in enumerate(response.outputs):
+        size = ITEM_BYTES.get(output.datatype)
+        if size:
+            total += math.prod(output.shape, start=size)
+            continue
+        if raw is None:
+            raw = response.raw_output_contents
+        if index < len(raw):
+            total += len(raw[index])
+        else:  # typed BYTES contents
+            total += sum(map(len, output.contents.bytes_contents))
+    return total
