@@ -72,10 +72,12 @@ class FakeRegistry(rpb_grpc.RegistryServiceServicer):
             model=model, version=version, signature=signature(features),
             artifact=rpb.Artifact(sha256=digest, size_bytes=len(artifact), format="torchscript"))
 
-    def deploy(self, model: str, splits: list[tuple[int, float, int]], shadows: tuple[int, ...] = ()) -> int:
+    def deploy(self, model: str, splits: list[tuple[int, float, int]], shadows: tuple[int, ...] = (),
+               fallback: int | None = None) -> int:
+        """A new revision; ``fallback`` as the registry states it (None: left unset, as an older registry)."""
         revision = self.deployments[model].revision + 1 if model in self.deployments else 1
         self.deployments[model] = rpb.Deployment(
-            model=model, revision=revision, shadow_versions=list(shadows),
+            model=model, revision=revision, shadow_versions=list(shadows), fallback_version=fallback,
             splits=[models_pb2.TrafficSplit(version=v, weight=w, variant=k) for v, w, k in splits])
         return revision
 

@@ -17,9 +17,9 @@ from registry_it import (OPERATOR, READER, TRAINER, chunks, fresh_schema, header
 
 from loopline_registry.bootstrap import wire
 from loopline_registry.domain.deployment import TrafficSplit, Variant
-from loopline_registry.domain.version import Evaluation
+from loopline_registry.domain.version import Evaluation, VersionStatus
 from loopline_registry.service.commands import (CreateModel, PromoteModelVersion, RegisterModelVersion,
-                                                RetireDeployment, SetDeployment, UploadArtifact)
+                                                RetireDeployment, SetDeployment, SetVersionStatus, UploadArtifact)
 from loopline_registry.service.queries import AuditFilter, Page
 
 SCHEMA = "registry_it_lifecycle"
@@ -151,6 +151,21 @@ async def test_a_retired_deployment_is_stored_published_and_served_again(registr
     changes = [models_pb2.DeploymentChanged.FromString(r.value) for r in await read_models_topic(kafka_bootstrap, model)
                if headers(r)["ce_type"] == "loopline.events.v1.DeploymentChanged"]
     assert [(c.revision, len(c.splits), c.reason) for c in changes] == [(1, 1, ""), (2, 0, "withdrawn"), (3, 1, "")]
+
+
+async def test_the_fallback_is_stored_with_each_revision_and_dropped_when_archived(registry) -> None:  # type: ignore
+    h = registry.handlers
+    model, first = await with_champion(h, "fallback", 0.80)
+    await h.set_deployment(TRAINER, SetDeployment(model, 0, (TrafficSplit(first, 1.0, Variant.CHAMPION),)))
+    second = await register(h, model, 0.90)
+    await h.promote(TRAINER, PromoteModelVersion(model, second, "champion"))
+    promoted = await h.set_deployment(TRAINER, SetDeployment(model, 1, (TrafficSplit(second, 1.0, Variant.CHAMPION),)))
+    assert promoted.fallback_version == first
+    assert (await h.get_deployment(READER, model)).fallback_version == first
+    assert (await h.served_at(READER, model, registry.handlers.deps.clock())).deployment.fallback_version == first
+    await h.set_version_status(OPERATOR, SetVersionStatus(model, first, VersionStatus.ARCHIVED, "old"))
+    after = await h.get_deployment(READER, model)
+    assert (after.revision, after.live_versions(), after.fallback_version) == (3, [second], 0)
 
 
 async def test_concurrent_writers_get_distinct_versions_and_one_revision_wins(registry) -> None:  # type: ignore

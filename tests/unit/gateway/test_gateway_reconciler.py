@@ -39,6 +39,16 @@ async def test_versions_are_written_loaded_and_switched(tmp_path: Path) -> None:
     assert not (tmp_path / "iris.v1").exists()
 
 
+async def test_a_gateway_started_after_a_promotion_loads_the_registrys_fallback(tmp_path: Path) -> None:
+    registry, triton, table, reconciler = reconciler_world(tmp_path)
+    registry.deployments["iris"] = Deployment("iris", 2, (Split(2, 1.0, C),), fallback_version=1)
+    await reconciler.sync_all()  # a fresh gateway: no route of its own to remember v1 by
+    assert table.get("iris").fallback.version == 1 and triton.loaded == {"iris.v1", "iris.v2"}  # type: ignore[union-attr]
+    registry.deployments["iris"] = Deployment("iris", 3, (Split(2, 1.0, C),), fallback_version=0)  # v1 archived
+    await reconciler.sync_model("iris")
+    assert table.get("iris").fallback is None and triton.loaded == {"iris.v2"}
+
+
 async def test_a_tampered_artifact_or_failed_load_keeps_the_old_route(tmp_path: Path) -> None:
     registry, triton, table, reconciler = reconciler_world(tmp_path)
     registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))

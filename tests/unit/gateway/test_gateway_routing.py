@@ -52,6 +52,22 @@ def test_the_previous_champion_becomes_the_fallback() -> None:
         is None
 
 
+def test_the_registrys_fallback_holds_on_a_fresh_gateway_and_over_its_own_memory() -> None:
+    # a gateway started after the promotion has no previous route: the registry's fallback answers
+    fresh = route_for(Deployment("iris", 2, (Split(2, 1.0, C),), fallback_version=1), None, None)
+    assert fresh.fallback_for(fresh.targets[0]).version == 1  # type: ignore[union-attr]
+    assert fresh.versions() == {1, 2}  # loaded and kept while it is the fallback
+    # the registry saying "none" (after a rollback, say) wins over the old champion this gateway saw
+    old = _route(2, (1.0, 0.0))
+    rolled_back = route_for(Deployment("iris", 3, (Split(1, 1.0, C),), fallback_version=0), old, None)
+    assert rolled_back.fallback is None
+    # never a version that serves; a configured fallback wins over the registry's
+    serving = route_for(Deployment("iris", 3, (Split(1, 1.0, C),), fallback_version=1), None, None)
+    assert serving.fallback is None
+    configured = route_for(Deployment("iris", 2, (Split(2, 1.0, C),), fallback_version=1), None, 4)
+    assert configured.fallback.version == 4  # type: ignore[union-attr]
+
+
 def test_a_canary_falls_back_to_the_champion() -> None:
     route = _route()
     assert route.fallback_for(route.targets[1]).version == 1  # type: ignore[union-attr]

@@ -76,6 +76,8 @@ async def test_lifecycle_over_grpc(registry: Running, stub: registry_pb2_grpc.Re
     deployment = await stub.SetDeployment(pb.SetDeploymentRequest(model="grpc-fraud", splits=[split]),
                                           metadata=operator)
     assert deployment.revision == 1
+    # the registry always says what the fallback is (0: none), so a gateway can tell it from an older registry's silence
+    assert deployment.HasField("fallback_version") and deployment.fallback_version == 0
     stale = stub.SetDeployment(pb.SetDeploymentRequest(model="grpc-fraud", splits=[split]), metadata=operator)
     assert await code_of(stale) == grpc.StatusCode.FAILED_PRECONDITION
     at = Timestamp()

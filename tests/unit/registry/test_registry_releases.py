@@ -132,6 +132,53 @@ async def test_rollback_returns_alias_and_traffic_to_the_previous_champion(world
     assert (await world.relay())[-2:] == ["DeploymentChanged", "RolledBack"]
 
 
+async def test_the_fallback_is_the_champion_a_deployment_replaced_and_lasts_through_canaries(world: World) -> None:
+    await crowned(world)
+
+    async def deploy(revision: int, *splits: TrafficSplit) -> int:
+        command = SetDeployment("fraud", revision, splits, (), "operator's choice", True)  # gate overridden
+        return (await world.h.set_deployment(OPERATOR, command)).fallback_version
+
+    assert await deploy(0, TrafficSplit(1, 1.0, CHAMPION)) == 0  # nothing before it
+    v2, v3 = await world.version(accuracy=0.9), await world.version(accuracy=0.95)
+    assert await deploy(1, TrafficSplit(1, 0.9, CHAMPION), TrafficSplit(v2, 0.1, CANARY)) == 0  # v1 still serves
+    await world.h.promote(TRAINER, PromoteModelVersion("fraud", v2, "champion"))
+    assert await deploy(2, TrafficSplit(v2, 1.0, CHAMPION)) == 1  # promoted: the replaced champion
+    assert await deploy(3, TrafficSplit(v2, 0.9, CHAMPION), TrafficSplit(v3, 0.1, CANARY)) == 1  # kept
+    assert await deploy(4, TrafficSplit(v2, 0.5, CHAMPION), TrafficSplit(1, 0.5, CANARY)) == 0  # v1 serves again
+    assert await deploy(5, TrafficSplit(v2, 1.0, CHAMPION)) == 0
+    await world.h.promote(TRAINER, PromoteModelVersion("fraud", v3, "champion"))
+    assert await deploy(6, TrafficSplit(v3, 1.0, CHAMPION)) == v2
+    assert (await world.h.get_deployment(READER, "fraud")).fallback_version == v2
+    # archiving the fallback: the deployment's next revision has none, published and audited
+    await world.h.set_version_status(OPERATOR, SetVersionStatus("fraud", v2, VersionStatus.ARCHIVED, "superseded"))
+    current = await world.h.get_deployment(READER, "fraud")
+    assert (current.revision, current.live_versions(), current.fallback_version) == (8, [v3], 0)
+    assert current.reason == f"v{v2} archived: no fallback (superseded)"
+    entries, _ = await world.h.list_audit(READER, AuditFilter(model="fraud", action="deployment.changed"), Page())
+    assert (entries[-1].before["fallback_version"], entries[-1].after["fallback_version"]) == (v2, 0)
+    assert (await world.relay()).count("DeploymentChanged") == 8
+    # a retired deployment has none; one deployed again starts without one
+    retired = await world.h.retire_deployment(OPERATOR, RetireDeployment("fraud", 8, "withdrawn"))
+    assert retired.fallback_version == 0
+    assert await deploy(9, TrafficSplit(v3, 1.0, CHAMPION)) == 0
+
+
+async def test_a_rollback_keeps_the_fallback_but_never_makes_it_the_version_rolled_back_from(world: World) -> None:
+    await crowned(world)
+    v2, v3 = await world.version(accuracy=0.9), await world.version(accuracy=0.95)
+    await world.h.set_deployment(TRAINER, SetDeployment("fraud", 0, (TrafficSplit(1, 1.0, CHAMPION),)))
+    await world.h.promote(TRAINER, PromoteModelVersion("fraud", v2, "champion"))
+    await world.h.set_deployment(TRAINER, SetDeployment("fraud", 1, (TrafficSplit(v2, 1.0, CHAMPION),)))
+    await world.h.promote(TRAINER, PromoteModelVersion("fraud", v3, "champion"))
+    promoted = await world.h.set_deployment(TRAINER, SetDeployment("fraud", 2, (TrafficSplit(v3, 1.0, CHAMPION),)))
+    assert promoted.fallback_version == v2
+    # back to v2, which was the fallback: it serves now, and v3 (rolled back from) does not become it
+    _, deployment = await world.h.rollback(OPERATOR, RollBack("fraud", "error rate up"))
+    assert deployment is not None and (deployment.live_versions(), deployment.fallback_version) == ([v2], 0)
+    assert (await world.h.get_deployment(READER, "fraud")).fallback_version == 0
+
+
 async def test_a_retired_deployment_serves_nothing_until_deployed_again(world: World) -> None:
     await crowned(world)
     with pytest.raises(FailedPrecondition, match="fraud is not deployed; there is nothing to retire"):

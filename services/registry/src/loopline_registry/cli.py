@@ -103,7 +103,8 @@ def _split(deployment: pb.Deployment) -> str:
         return "retired (serves nothing)"
     live = ", ".join(f"v{s.version}:{s.weight:g}" for s in deployment.splits)
     shadows = ", ".join(f"v{v}" for v in deployment.shadow_versions)
-    return live + (f" (shadow {shadows})" if shadows else "")
+    fallback = deployment.fallback_version
+    return live + (f" (shadow {shadows})" if shadows else "") + (f", fallback v{fallback}" if fallback else "")
 
 
 def _show(args: argparse.Namespace) -> None:

@@ -49,6 +49,10 @@ class Deployment:
     updated_at: datetime
     updated_by: str
     reason: str = ""
+    #: The version that answers when a serving one fails at Triton (0: none): the champion this
+    #: deployment replaced, else the one its predecessor had (``fallback_after``). Kept in the
+    #: registry, so every gateway replica, and one started later, falls back to the same version.
+    fallback_version: int = 0
 
     def live_versions(self) -> list[int]:
         """Versions that answer live traffic (shadows only see a copy)."""
@@ -102,21 +106,45 @@ def _check_revision(current: Deployment | None, model: str, expected_revision: i
     return revision
 
 
+def fallback_after(current: Deployment | None, splits: Sequence[TrafficSplit]) -> int:
+    """The fallback of a deployment that serves ``splits`` after ``current``: the champion it
+    replaces when that no longer takes live traffic (a promotion's old champion), else the
+    fallback ``current`` had while it does not take live traffic either; 0 when neither.
+
+    >>> at = datetime(2026, 1, 1)
+    >>> v1 = Deployment("m", 1, (TrafficSplit(1, 1.0, Variant.CHAMPION),), (), at, "ops")
+    >>> canary = (TrafficSplit(1, 0.9, Variant.CHAMPION), TrafficSplit(2, 0.1, Variant.CANARY))
+    >>> fallback_after(v1, canary)  # v1 still serves: no fallback yet
+    0
+    >>> fallback_after(v1, (TrafficSplit(2, 1.0, Variant.CHAMPION),))  # promoted: the old champion
+    1
+    """
+    live = {s.version for s in splits if s.weight > 0}
+    if current is None:
+        return 0
+    if current.splits:
+        champion = current.champion_version()
+        if champion not in live:
+            return champion
+    return current.fallback_version if current.fallback_version not in live else 0
+
+
 def plan(current: Deployment | None, model: str, expected_revision: int, splits: Sequence[TrafficSplit],
          shadows: Sequence[int], *, at: datetime, actor: str, reason: str) -> Deployment:
     """The next deployment of ``model``, if the caller saw the current revision (a retired
-    deployment too: this serves the model again)."""
+    deployment too: this serves the model again). Its fallback: ``fallback_after``."""
     revision = _check_revision(current, model, expected_revision)
     _check_splits(splits)
     _check_shadows(shadows, splits)
     return Deployment(model, revision + 1, tuple(splits), tuple(shadows), at, actor,
-                      check_text(reason, "reason", 1024))
+                      check_text(reason, "reason", 1024), fallback_after(current, splits))
 
 
 def retire(current: Deployment | None, model: str, expected_revision: int, *, at: datetime, actor: str,
            reason: str) -> Deployment:
-    """The deployment of ``model`` taken out of service: its next revision, with no splits and
-    no shadows, if the caller saw the current revision. Its history stays (what served when)."""
+    """The deployment of ``model`` taken out of service: its next revision, with no splits, no
+    shadows and no fallback, if the caller saw the current revision. Its history stays (what
+    served when)."""
     if current is None or current.retired:
         raise FailedPrecondition(f"{model} is not deployed; there is nothing to retire", field="model")
     revision = _check_revision(current, model, expected_revision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from loopline_core.errors import NotFound
@@ -15,6 +16,7 @@ from loopline_registry.domain.version import check_usable
 from loopline_registry.service.commands import RetireDeployment, SetDeployment
 from loopline_registry.service.common import audit, emit, load_model, load_version
 from loopline_registry.service.deps import Deps
+from loopline_registry.service.ports import UnitOfWork
 from loopline_registry.service.gating import check_override, enforce, verify_artifact
 
 
@@ -23,7 +25,7 @@ def splits_view(deployment: Deployment | None) -> dict[str, Any] | None:
         return None
     return {"revision": deployment.revision, "shadow_versions": list(deployment.shadow_versions),
             "splits": [{"version": s.version, "weight": s.weight, "variant": s.variant.value}
-                       for s in deployment.splits]}
+                       for s in deployment.splits], "fallback_version": deployment.fallback_version}
 
 
 async def set_deployment(deps: Deps, caller: Caller, cmd: SetDeployment) -> Deployment:
@@ -72,6 +74,22 @@ async def retire_deployment(deps: Deps, caller: Caller, cmd: RetireDeployment) -
                                                         new.updated_at))
         await uow.commit()
     return new
+
+
+async def drop_fallback(uow: UnitOfWork, deps: Deps, caller: Caller, model: str, version: int, reason: str) -> None:
+    """``version`` of ``model`` is being archived: if it is the deployment's fallback, the
+    deployment's next revision has none (an archived version is never deployed, not even to
+    answer for a failed one). Same transaction as the archiving."""
+    current = await uow.deployments.get(model, for_update=True)
+    if current is None or current.fallback_version != version:
+        return
+    new = replace(current, revision=current.revision + 1, updated_at=deps.clock(), updated_by=caller.actor,
+                  reason=f"v{version} archived: no fallback" + (f" ({reason})" if reason else ""), fallback_version=0)
+    await uow.deployments.save(new, traceparent=caller.traceparent)
+    await audit(uow, deps, caller, "deployment.changed", f"models/{model}/deployment", model=model,
+                before=splits_view(current), after=splits_view(new), reason=new.reason)
+    await emit(uow, deps, caller, DeploymentChanged(model, new.revision, new.splits, new.shadow_versions,
+                                                    caller.actor, new.reason, new.updated_at))
 
 
 async def get_deployment(deps: Deps, caller: Caller, model: str) -> Deployment:

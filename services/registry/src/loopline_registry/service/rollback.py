@@ -38,9 +38,12 @@ async def rollback(deps: Deps, caller: Caller, cmd: RollBack) -> tuple[ModelVers
         deployment = await uow.deployments.get(model.name, for_update=True)
         changed = None
         if deployment is not None and not deployment.retired:  # a retired model stays out of service
+            # the fallback stays what it was unless it now serves: never the version rolled back from
+            kept = deployment.fallback_version if deployment.fallback_version not in (target.version, current) else 0
             changed = replace(deployment, revision=deployment.revision + 1, updated_at=at, updated_by=caller.actor,
                               splits=(TrafficSplit(target.version, 1.0, Variant.CHAMPION),), reason=reason,
-                              shadow_versions=tuple(v for v in deployment.shadow_versions if v != target.version))
+                              shadow_versions=tuple(v for v in deployment.shadow_versions if v != target.version),
+                              fallback_version=kept)
             await uow.deployments.save(changed, traceparent=caller.traceparent)
             await emit(uow, deps, caller, DeploymentChanged(model.name, changed.revision, changed.splits,
                                                             changed.shadow_versions, caller.actor, reason, at))

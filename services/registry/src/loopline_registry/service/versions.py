@@ -15,6 +15,7 @@ from loopline_registry.domain.version import (ModelVersion, VersionStatus, check
                                               transition)
 from loopline_registry.service.commands import RecordEvaluation, RegisterModelVersion, SetVersionStatus
 from loopline_registry.service.common import audit, emit, load_model, load_version
+from loopline_registry.service.deployments import drop_fallback
 from loopline_registry.service.deps import Deps
 from loopline_registry.service.idempotency import Idempotency
 from loopline_registry.service.ports import UnitOfWork
@@ -135,6 +136,8 @@ async def set_version_status(deps: Deps, caller: Caller, cmd: SetVersionStatus) 
         changed = transition(version, cmd.status)
         if cmd.status == VersionStatus.ARCHIVED:
             await _check_unused(uow, model.aliases, version)
+            if changed is not version:
+                await drop_fallback(uow, deps, caller, cmd.model, cmd.version, reason)
         if changed is not version:
             await uow.versions.set_status(cmd.model, cmd.version, cmd.status)
             await audit(uow, deps, caller, "version.status_changed", f"models/{cmd.model}/versions/{cmd.version}",

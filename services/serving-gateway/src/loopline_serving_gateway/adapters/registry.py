@@ -46,7 +46,8 @@ class RegistryPort(Protocol):
 def deployment_from_proto(message: rpb.Deployment) -> Deployment:
     splits = tuple(Split(s.version, s.weight, Variant(s.variant) if s.variant else Variant.CHAMPION)
                    for s in message.splits)
-    return Deployment(message.model, message.revision, splits, tuple(message.shadow_versions))
+    fallback = message.fallback_version if message.HasField("fallback_version") else None
+    return Deployment(message.model, message.revision, splits, tuple(message.shadow_versions), fallback)
 
 
 class GrpcRegistry:

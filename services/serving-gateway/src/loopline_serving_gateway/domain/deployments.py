@@ -20,6 +20,9 @@ class Deployment:
     revision: int
     splits: tuple[Split, ...]
     shadow_versions: tuple[int, ...] = ()
+    #: The registry's fallback for this revision (0: none); None when the registry does not say
+    #: (one older than the field): the route then keeps the previous champion it saw itself.
+    fallback_version: int | None = None
 
     @property
     def retired(self) -> bool:
@@ -31,7 +34,10 @@ class Deployment:
 
 
 def route_for(deployment: Deployment, previous: Route | None, fallback_version: int | None) -> Route:
-    """The route that serves ``deployment``; the old champion stays on as fallback."""
+    """The route that serves ``deployment``. Its fallback: the version configured for the model,
+    else the registry's (the champion the deployment replaced: the same on every gateway, and on
+    one started after the change), else, from a registry that does not say, the old champion of
+    ``previous`` (what this gateway saw itself)."""
     model = deployment.model
     targets = tuple(Target(model, s.version, s.weight, s.variant if s.variant != Variant.SHADOW else Variant.CANARY)
                     for s in deployment.splits if s.weight > 0 and s.variant != Variant.SHADOW)
@@ -41,6 +47,9 @@ def route_for(deployment: Deployment, previous: Route | None, fallback_version: 
     fallback = None
     if fallback_version is not None:
         fallback = Target(model, fallback_version, 0.0, Variant.FALLBACK)
+    elif deployment.fallback_version is not None:
+        if deployment.fallback_version and deployment.fallback_version not in {t.version for t in targets}:
+            fallback = Target(model, deployment.fallback_version, 0.0, Variant.FALLBACK)
     elif previous is not None:
         serving = {t.version for t in targets}
         old = [t for t in previous.targets if t.variant == Variant.CHAMPION and t.version not in serving]

@@ -329,7 +329,7 @@ class PromoteModelVersionRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., reason: _Optional[str] = ..., override_gate: _Optional[bool] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("model", "revision", "splits", "shadow_versions", "updated_at", "updated_by", "reason")
+    __slots__ = ("model", "revision", "splits", "shadow_versions", "updated_at", "updated_by", "reason", "fallback_version")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SPLITS_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +337,7 @@ class Deployment(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_VERSION_FIELD_NUMBER: _ClassVar[int]
     model: str
     revision: int
     splits: _containers.RepeatedCompositeFieldContainer[_models_pb2.TrafficSplit]
@@ -344,7 +345,8 @@ class Deployment(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     updated_by: str
     reason: str
-    def __init__(self, model: _Optional[str] = ..., revision: _Optional[int] = ..., splits: _Optional[_Iterable[_Union[_models_pb2.TrafficSplit, _Mapping]]] = ..., shadow_versions: _Optional[_Iterable[int]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    fallback_version: int
+    def __init__(self, model: _Optional[str] = ..., revision: _Optional[int] = ..., splits: _Optional[_Iterable[_Union[_models_pb2.TrafficSplit, _Mapping]]] = ..., shadow_versions: _Optional[_Iterable[int]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., reason: _Optional[str] = ..., fallback_version: _Optional[int] = ...) -> None: ...
 
 class GetDeploymentRequest(_message.Message):
     __slots__ = ("model",)

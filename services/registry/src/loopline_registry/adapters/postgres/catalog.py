@@ -124,7 +124,7 @@ class Aliases(_Repo):
 
 
 class Deployments(_Repo):
-    _COLUMNS = "model, revision, splits, shadow_versions, updated_at, updated_by, reason"
+    _COLUMNS = "model, revision, splits, shadow_versions, updated_at, updated_by, reason, fallback_version"
 
     async def get(self, model: str, *, for_update: bool = False) -> Deployment | None:
         row = await self.db.fetchrow(f"SELECT {self._COLUMNS} FROM deployments WHERE model = $1"
@@ -133,15 +133,16 @@ class Deployments(_Repo):
 
     async def save(self, d: Deployment, *, traceparent: str = "") -> None:
         values = (d.model, d.revision, splits_json(d.splits), list(d.shadow_versions), d.updated_at, d.updated_by,
-                  d.reason)
+                  d.reason, d.fallback_version)
         await self.db.execute(
-            "INSERT INTO deployments (model, revision, splits, shadow_versions, updated_at, updated_by, reason)"
-            " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7) ON CONFLICT (model) DO UPDATE SET"
+            f"INSERT INTO deployments ({self._COLUMNS}) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (model) DO UPDATE SET"
             " revision = EXCLUDED.revision, splits = EXCLUDED.splits, shadow_versions = EXCLUDED.shadow_versions,"
-            " updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by, reason = EXCLUDED.reason", *values)
+            " updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by, reason = EXCLUDED.reason,"
+            " fallback_version = EXCLUDED.fallback_version", *values)
         await self.db.execute(
-            "INSERT INTO deployment_history (model, revision, splits, shadow_versions, updated_at, updated_by,"
-            " reason, traceparent) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)", *values, traceparent)
+            f"INSERT INTO deployment_history ({self._COLUMNS}, traceparent)"
+            " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9)", *values, traceparent)
 
     async def list(self) -> list[Deployment]:
         rows = await self.db.fetch(f"SELECT {self._COLUMNS} FROM deployments ORDER BY model")

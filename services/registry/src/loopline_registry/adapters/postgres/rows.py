@@ -57,4 +57,4 @@ def splits_json(splits: tuple[TrafficSplit, ...]) -> str:
 def deployment_of(row: asyncpg.Record) -> Deployment:
     splits = tuple(TrafficSplit(s["version"], s["weight"], Variant(s["variant"])) for s in json.loads(row["splits"]))
     return Deployment(row["model"], row["revision"], splits, tuple(row["shadow_versions"]), row["updated_at"],
-                      row["updated_by"], row["reason"])
+                      row["updated_by"], row["reason"], row["fallback_version"])

@@ -78,7 +78,7 @@ def evaluation_of(evaluation: pb.Evaluation) -> Evaluation:
 def deployment_pb(d: Deployment) -> pb.Deployment:
     return pb.Deployment(model=d.model, revision=d.revision, splits=[split_pb(s) for s in d.splits],
                          shadow_versions=list(d.shadow_versions), updated_at=ts(d.updated_at), updated_by=d.updated_by,
-                         reason=d.reason)
+                         reason=d.reason, fallback_version=d.fallback_version)
 
 
 def splits_of(request: pb.SetDeploymentRequest) -> tuple[TrafficSplit, ...]:

@@ -37,12 +37,15 @@ class DeploymentOut(BaseModel):
     updated_at: datetime
     updated_by: str
     reason: str
+    #: The version that answers when a serving one fails at Triton (0: none).
+    fallback_version: int = 0
 
     @classmethod
     def of(cls, d: Deployment) -> DeploymentOut:
         return cls(model=d.model, revision=d.revision, shadow_versions=list(d.shadow_versions),
                    splits=[SplitIO(version=s.version, weight=s.weight, variant=s.variant.value) for s in d.splits],
-                   updated_at=d.updated_at, updated_by=d.updated_by, reason=d.reason)
+                   updated_at=d.updated_at, updated_by=d.updated_by, reason=d.reason,
+                   fallback_version=d.fallback_version)
 
 
 class RetireIn(BaseModel):
