@@ -1,6 +1,7 @@
 """The reconciler with an in-memory registry and Triton: hash check, READY before switch,
 failed loads keep the old route, unreferenced versions unloaded, retired models let go, workers
-and concurrent loads. Lost versions loaded again: test_gateway_reconciler_heal.py."""
+and concurrent loads. Lost versions loaded again: test_gateway_reconciler_heal.py; what an earlier
+process left, collected at start: test_gateway_reconciler_collect.py."""
 
 from __future__ import annotations
 
@@ -88,38 +89,6 @@ async def test_a_retired_deployment_removes_the_route_and_unloads_its_versions(t
     registry.deployments["iris"] = Deployment("iris", 3, (Split(2, 1.0, C),))  # deployed again
     await reconciler.sync_model("iris")
     assert table.get("iris").targets[0].version == 2 and triton.loaded == {"iris.v2"}
-
-
-
-async def test_at_start_entries_of_models_no_longer_deployed_are_unloaded_and_removed(tmp_path: Path) -> None:
-    """Retired (or removed) while no gateway ran: the versions a previous process loaded go."""
-    registry, triton, table, reconciler = reconciler_world(tmp_path)
-    for name in ("iris.v1", "iris.v2", "gone.v1", "retired.v3", "later.v1", "demo-skeleton", "theirs.v1"):
-        (tmp_path / name / "1").mkdir(parents=True)
-        mark = "" if name == "theirs.v1" else MARK  # theirs.v1: in the repository, not written by a gateway
-        (tmp_path / name / "config.pbtxt").write_text(f'{mark}name: "{name}"\n')
-        triton.loaded.add(name)
-    (tmp_path / "notes.txt").write_text("not an entry")
-    registry.deployments["iris"] = Deployment("iris", 1, (Split(1, 1.0, C),))
-    registry.deployments["retired"] = Deployment("retired", 4, ())
-    listed = registry.list_deployments
-
-    async def list_then_deploy_later() -> list[Deployment]:
-        found = await listed()  # "later" is deployed right after the list: it is asked about again
-        registry.deployments["later"] = Deployment("later", 1, (Split(1, 1.0, C),))
-        return found
-
-    registry.list_deployments = list_then_deploy_later  # type: ignore[method-assign]
-    await reconciler.sync_all()
-    assert triton.loaded == {"iris.v1", "iris.v2", "later.v1", "demo-skeleton", "theirs.v1"}
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
-        "demo-skeleton", "iris.v1", "iris.v2", "later.v1", "notes.txt", "theirs.v1"]
-    # once, at start: a later resync leaves what it does not route to others' unloading
-    (tmp_path / "gone.v2").mkdir()
-    (tmp_path / "gone.v2" / "config.pbtxt").write_text(MARK)
-    triton.loaded.add("gone.v2")
-    await reconciler.sync_all()
-    assert "gone.v2" in triton.loaded
 
 
 async def test_a_version_another_worker_is_busy_with_is_unloaded_only_once_it_is_not(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from loopline_serving_gateway.domain.routing import RoutingTable, triton_name
 
 log = logging.getLogger(__name__)
 #: First line of the config.pbtxt of every entry the reconciler writes (a protobuf text comment): what
-#: lets ``_collect_undeployed`` tell its own entries from anything else in the repository.
+#: lets ``_collect_unreferenced`` tell its own entries from anything else in the repository.
 MARK = "# written by the Loopline serving gateway; removed once its model is no longer deployed\n"
 
 
@@ -75,7 +75,7 @@ class Reconciler:
         self._suspects: set[str] = set()
         self._heal_errors: dict[str, str] = {}
         self._suspected = asyncio.Event()
-        self._collected = False  # entries of undeployed models removed (once, at the first sync_all)
+        self._collected = False  # entries no deployment uses removed (once, at the first sync_all)
         #: With several worker processes: whether another one still routes to a Triton model or
         #: has requests to it in flight (each applies a deployment change on its own).
         self.peers_busy: Callable[[str], Awaitable[bool]] | None = None
@@ -91,41 +91,50 @@ class Reconciler:
             async with asyncio.TaskGroup() as group:
                 for deployment in deployments:
                     group.create_task(self._apply(deployment))
-            wanted = {d.model for d in deployments}
-            for model in set(self._table.models()) - wanted:
+            wanted = {d.model: d for d in deployments}
+            for model in set(self._table.models()) - wanted.keys():
                 self._table.remove(model)
         await self.heal(self._table.referenced())
         await self.unload_unreferenced()
         if not self._collected:
             self._collected = True
-            await self._collect_undeployed(wanted)
+            await self._collect_unreferenced(wanted)
 
-    async def _collect_undeployed(self, deployed: set[str]) -> None:
-        """Once, at start: repository entries of models the registry no longer deploys (removed or
-        retired while no gateway ran, or left by an earlier process) are unloaded from Triton and
-        removed. Only this process's own unloading knows of versions it loaded itself, so without
-        this they stayed loaded until Triton restarted. Each model is asked about again right
-        before (a model deployed meanwhile is left alone); entries of deployed models, and names
-        that are not ``<model>.v<version>`` written by a gateway (``MARK``), are not touched."""
+    async def _collect_unreferenced(self, deployments: dict[str, Deployment]) -> None:
+        """Once, at start: repository entries no deployment references are unloaded from Triton
+        and removed. Those are the versions of models the registry no longer deploys (removed or
+        retired while no gateway ran), and versions a deployed model no longer serves, shadows
+        or falls back to (left by an earlier process, say one restarted during a promotion). Only
+        this process's own unloading knows of versions it loaded itself, so without this they
+        stayed loaded until Triton restarted. The registry is asked about each model again right
+        before, and the entry's lock taken (one deployed meanwhile is left alone), and a version
+        another worker still routes to is kept. Versions of a deployed model are only collected
+        when the registry states its fallback (older registries do not: another gateway may then
+        fall back to a version it remembers). Names that are not ``<model>.v<version>`` written
+        by a gateway (``MARK``) are never touched."""
         for entry in sorted(await asyncio.to_thread(_marked_entries, self._repository)):
             model, _, version = entry.rpartition(".v")
-            if not model or not version.isdigit() or model in deployed or entry in self._table.referenced():
+            if not model or not version.isdigit() or entry in self._table.referenced():
+                continue
+            if model in deployments and _references(deployments[model], int(version)):
                 continue
             try:
                 deployment = await self._registry.get_deployment(model)
-                if deployment is not None and not deployment.retired:
+                if deployment is not None and not deployment.retired and _references(deployment, int(version)):
                     continue
                 async with entry_lock(self._repository, entry):
-                    if entry in self._table.referenced():
+                    if entry in self._table.referenced() or (
+                            self.peers_busy is not None and await self.peers_busy(entry)):
                         continue
                     if await self._triton.is_ready(entry, version):
                         await self._triton.unload(entry)
-                        log.info("unloaded %s: %s is not deployed (left from before this gateway started)",
-                                 entry, model)
+                        why = "is not deployed" if deployment is None or deployment.retired else \
+                            f"r{deployment.revision} does not use v{version}"
+                        log.info("unloaded %s: %s %s (left from before this gateway started)", entry, model, why)
                     self._loaded.discard(entry)
                     await asyncio.to_thread(shutil.rmtree, self._repository / entry, True)
             except LooplineError as exc:
-                log.warning("could not remove %s, whose model is not deployed: %s", entry, exc)
+                log.warning("could not remove %s, which no deployment uses: %s", entry, exc)
 
     async def sync_model(self, model: str) -> None:
         """Re-read one model's deployment (on DeploymentChanged, promotion, roll-back)."""
@@ -268,6 +277,16 @@ class Reconciler:
                 await self.sync_all()
             except LooplineError as exc:
                 log.warning("periodic resync failed: %s", exc)
+
+
+def _references(deployment: Deployment, version: int) -> bool:
+    """Whether ``deployment`` may send requests to ``version``: served, shadowed or its fallback;
+    with no fallback stated (an older registry), any version may be some gateway's fallback."""
+    if deployment.retired:
+        return False
+    if deployment.fallback_version is None:
+        return True
+    return version in deployment.versions() or version == deployment.fallback_version
 
 
 def _marked_entries(repository: Path) -> list[str]:
