@@ -25,8 +25,8 @@ gateway's gRPC port with grpc.aio instead of the native HTTP/2 edge (the default
 Baseline in the same run: BENCH_GATEWAY_BASELINE=<dirs> (os.pathsep-separated) puts those
 directories first on a second gateway's PYTHONPATH (e.g. <main worktree>/services/serving-gateway/src
 and <main worktree>/libs/core/src); BENCH_GATEWAY_BASELINE_ENV="NAME=value,..." sets environment
-variables of that gateway only (alone: the current code with those settings; BENCH_GATEWAY_TRACING
-BENCH_GATEWAY_LOG and BENCH_GATEWAY_FLUSH_MS among them). Each round then
+variables of that gateway only (alone: the current code with those settings; BENCH_GATEWAY_TRACING,
+BENCH_GATEWAY_SAMPLE, BENCH_GATEWAY_LOG and BENCH_GATEWAY_FLUSH_MS among them). Each round then
 measures Triton directly, the baseline gateway and the current one (their order alternating by
 round), on the same Triton and Kafka; each case gets a "baseline" block and current/baseline ratios.
 """

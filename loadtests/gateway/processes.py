@@ -95,10 +95,7 @@ def variants() -> list[tuple[str, dict[str, str]]]:
     """("current", its environment) and, with BENCH_GATEWAY_BASELINE (code first on its PYTHONPATH)
     or BENCH_GATEWAY_BASELINE_ENV (variables of its own), ("baseline", its environment)."""
     env = dict(os.environ)
-    sample = os.environ.get("BENCH_GATEWAY_SAMPLE", "")
-    if sample:
-        env.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=sample)
-    found = [("current", env)]
+    found = [("current", _sampled(env))]
     baseline_path = os.environ.get("BENCH_GATEWAY_BASELINE", "")
     baseline_env = dict(item.split("=", 1) for item in os.environ.get("BENCH_GATEWAY_BASELINE_ENV", "").split(",")
                         if item)
@@ -106,8 +103,16 @@ def variants() -> list[tuple[str, dict[str, str]]]:
         extra = dict(env, **baseline_env)
         if baseline_path:
             extra["PYTHONPATH"] = os.pathsep.join(p for p in (baseline_path, env.get("PYTHONPATH", "")) if p)
-        found.append(("baseline", extra))
+        found.append(("baseline", _sampled(extra)))
     return found
+
+
+def _sampled(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with BENCH_GATEWAY_SAMPLE (its own: a baseline's may differ) as the OTel sampler."""
+    sample = env.get("BENCH_GATEWAY_SAMPLE", "")
+    if sample:
+        env = dict(env, OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=sample)
+    return env
 
 
 def start(root: Path, name: str, config: dict[str, object], env: dict[str, str], *,

@@ -64,7 +64,8 @@ async def test_lifecycle_over_rest(registry: Running) -> None:
         assert promoted.json()["status"] == "production"
         assert (await trainer.get("/v1/models/rest-fraud/aliases/champion")).json()["version"] == 1
         split = {"expected_revision": 0, "splits": [{"version": 1, "weight": 1.0, "variant": "champion"}]}
-        assert (await operator.put("/v1/models/rest-fraud/deployment", json=split)).json()["revision"] == 1
+        deployed = (await operator.put("/v1/models/rest-fraud/deployment", json=split)).json()
+        assert (deployed["revision"], deployed["fallback_version"]) == (1, 0)
         stale = await operator.put("/v1/models/rest-fraud/deployment", json=split)
         assert stale.status_code == 409 and stale.json()["field"] == "expected_revision"
         served = await trainer.get("/v1/models/rest-fraud/served", params={"at": "2030-01-01T00:00:00Z"})
