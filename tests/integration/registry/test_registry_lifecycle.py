@@ -168,6 +168,27 @@ async def test_the_fallback_is_stored_with_each_revision_and_dropped_when_archiv
     assert (after.revision, after.live_versions(), after.fallback_version) == (3, [second], 0)
 
 
+async def test_a_revision_from_before_fallbacks_were_kept_says_nothing_until_a_promotion(  # type: ignore
+        registry, postgres_dsn: str) -> None:
+    """Rows written before migration 0003 have no fallback recorded (NULL): the registry does
+    not claim "none" for them, so gateways keep the previous champion they saw themselves."""
+    h = registry.handlers
+    model, first = await with_champion(h, "unrecorded", 0.80)
+    await h.set_deployment(TRAINER, SetDeployment(model, 0, (TrafficSplit(first, 1.0, Variant.CHAMPION),)))
+    conn = await asyncpg.connect(postgres_dsn)
+    try:  # as the migration leaves a deployment written before it
+        await conn.execute(f"UPDATE {SCHEMA}.deployments SET fallback_version = NULL WHERE model = $1", model)
+    finally:
+        await conn.close()
+    assert (await h.get_deployment(READER, model)).fallback_version is None
+    second = await register(h, model, 0.90)
+    canary = (TrafficSplit(first, 0.9, Variant.CHAMPION), TrafficSplit(second, 0.1, Variant.CANARY))
+    assert (await h.set_deployment(TRAINER, SetDeployment(model, 1, canary))).fallback_version is None
+    await h.promote(TRAINER, PromoteModelVersion(model, second, "champion"))
+    promoted = await h.set_deployment(TRAINER, SetDeployment(model, 2, (TrafficSplit(second, 1.0, Variant.CHAMPION),)))
+    assert promoted.fallback_version == first
+
+
 async def test_concurrent_writers_get_distinct_versions_and_one_revision_wins(registry) -> None:  # type: ignore
     h, model = registry.handlers, unique("race")
     await h.create_model(TRAINER, CreateModel(model))

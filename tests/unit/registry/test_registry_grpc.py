@@ -120,3 +120,15 @@ async def test_bad_input_gets_a_clear_status_and_writes_nothing(stub: registry_p
     assert await code_of(bad_uri) == grpc.StatusCode.INVALID_ARGUMENT
     listed = await stub.ListModels(pb.ListModelsRequest(name_prefix="never"), metadata=trainer)
     assert list(listed.models) == []
+
+
+def test_a_fallback_not_recorded_is_left_unset_not_sent_as_none() -> None:
+    from datetime import UTC, datetime
+
+    from loopline_registry.domain.deployment import Deployment, TrafficSplit, Variant
+    from loopline_registry.entrypoints.grpc.convert import deployment_pb
+
+    at, splits = datetime(2026, 1, 1, tzinfo=UTC), (TrafficSplit(2, 1.0, Variant.CHAMPION),)
+    assert not deployment_pb(Deployment("m", 3, splits, (), at, "ops", "", None)).HasField("fallback_version")
+    stated = deployment_pb(Deployment("m", 3, splits, (), at, "ops", "", 0))
+    assert stated.HasField("fallback_version") and stated.fallback_version == 0

@@ -52,7 +52,9 @@ class Deployment:
     #: The version that answers when a serving one fails at Triton (0: none): the champion this
     #: deployment replaced, else the one its predecessor had (``fallback_after``). Kept in the
     #: registry, so every gateway replica, and one started later, falls back to the same version.
-    fallback_version: int = 0
+    #: None: not recorded (revisions from before the registry kept it, and the canary steps after
+    #: them until a promotion); gateways then keep the previous champion they saw themselves.
+    fallback_version: int | None = 0
 
     def live_versions(self) -> list[int]:
         """Versions that answer live traffic (shadows only see a copy)."""
@@ -106,10 +108,11 @@ def _check_revision(current: Deployment | None, model: str, expected_revision: i
     return revision
 
 
-def fallback_after(current: Deployment | None, splits: Sequence[TrafficSplit]) -> int:
+def fallback_after(current: Deployment | None, splits: Sequence[TrafficSplit]) -> int | None:
     """The fallback of a deployment that serves ``splits`` after ``current``: the champion it
     replaces when that no longer takes live traffic (a promotion's old champion), else the
-    fallback ``current`` had while it does not take live traffic either; 0 when neither.
+    fallback ``current`` had while it does not take live traffic either (None: still not
+    recorded); 0 when neither.
 
     >>> at = datetime(2026, 1, 1)
     >>> v1 = Deployment("m", 1, (TrafficSplit(1, 1.0, Variant.CHAMPION),), (), at, "ops")
@@ -117,6 +120,11 @@ def fallback_after(current: Deployment | None, splits: Sequence[TrafficSplit]) -
     >>> fallback_after(v1, canary)  # v1 still serves: no fallback yet
     0
     >>> fallback_after(v1, (TrafficSplit(2, 1.0, Variant.CHAMPION),))  # promoted: the old champion
+    1
+    >>> unrecorded = Deployment("m", 1, (TrafficSplit(1, 1.0, Variant.CHAMPION),), (), at, "ops", "", None)
+    >>> fallback_after(unrecorded, canary) is None  # a canary step keeps "not recorded"
+    True
+    >>> fallback_after(unrecorded, (TrafficSplit(2, 1.0, Variant.CHAMPION),))  # a promotion records it
     1
     """
     live = {s.version for s in splits if s.weight > 0}
@@ -126,7 +134,8 @@ def fallback_after(current: Deployment | None, splits: Sequence[TrafficSplit]) -
         champion = current.champion_version()
         if champion not in live:
             return champion
-    return current.fallback_version if current.fallback_version not in live else 0
+    inherited = current.fallback_version
+    return inherited if inherited is None or inherited not in live else 0
 
 
 def plan(current: Deployment | None, model: str, expected_revision: int, splits: Sequence[TrafficSplit],

@@ -37,8 +37,9 @@ class DeploymentOut(BaseModel):
     updated_at: datetime
     updated_by: str
     reason: str
-    #: The version that answers when a serving one fails at Triton (0: none).
-    fallback_version: int = 0
+    #: The version that answers when a serving one fails at Triton (0: none; null: not recorded,
+    #: a revision from before the registry kept it).
+    fallback_version: int | None = 0
 
     @classmethod
     def of(cls, d: Deployment) -> DeploymentOut:
