@@ -12,8 +12,9 @@ Kafka and Triton are started through the local-stack API; the gateway runs in it
 own process (loadtests/gateway/serve.py). Results go to stdout and
 $BENCH_OUT/gateway.json (default .run/bench/). Knobs (environment):
 BENCH_GATEWAY_PROTOCOLS (grpc,rest) and BENCH_GATEWAY_CONCURRENCY (1,4,16) narrow the
-cases; BENCH_GATEWAY_WARM_UP_S (5) the warm-up of each path (also warms the fresh Kafka
-broker's JIT); BENCH_GATEWAY_ROUNDS (2) sets the rounds (every phase is bounded by a request
+cases; BENCH_GATEWAY_KAFKA_WARM_UP_S (30) how long PredictionLogged batches are sent to the
+fresh broker first (its JIT warms up only after many produce requests); BENCH_GATEWAY_WARM_UP_S
+(5) the warm-up of each path; BENCH_GATEWAY_ROUNDS (2) sets the rounds (every phase is bounded by a request
 count and a time limit); BENCH_GATEWAY_TRACING=0 runs the gateway without the OTel
 SDK; BENCH_GATEWAY_SAMPLE=0.01 samples that share of traces (parent-based ratio
 sampler; default: every request); BENCH_GATEWAY_LOG=0 runs without the prediction
@@ -39,6 +40,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import aiohttp
@@ -47,6 +49,7 @@ import numpy as np
 from loadtests.cpu import cpu_seconds
 from loadtests.gateway import processes
 from loadtests.gateway.clients import Result, closed_loop, grpc_caller, rest_caller
+from loadtests.gateway.kafka_warm_up import warm_kafka
 from loadtests.gateway.meter import Parts
 from loadtests.gateway.processes import FEATURES, Gateway, drain
 from loadtests.gateway.report import compared, report, row
@@ -56,6 +59,7 @@ COUNTS = {1: 1500, 4: 3000, 16: 4000}
 TIME_LIMIT_S = 6.0
 ROUNDS = int(os.environ.get("BENCH_GATEWAY_ROUNDS", "2"))
 WARM_UP_S = float(os.environ.get("BENCH_GATEWAY_WARM_UP_S", "5"))
+KAFKA_WARM_UP_S = float(os.environ.get("BENCH_GATEWAY_KAFKA_WARM_UP_S", "30"))
 
 
 def _cpu_s(pid: int) -> float:
@@ -81,6 +85,9 @@ async def _run(stack_cfg: object, gateways: list[Gateway], marker: str) -> list[
     rows: list[dict[str, object]] = []
     meter = Parts(marker)
     channels = []
+    started = time.perf_counter()
+    warmed = await warm_kafka(stack_cfg.kafka_bootstrap, KAFKA_WARM_UP_S)  # type: ignore[attr-defined]
+    print(json.dumps({"kafka_warm_up_events": warmed, "seconds": round(time.perf_counter() - started, 1)}), flush=True)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
         for gateway in gateways:
             idle_before = _cpu_s(gateway.pid)
@@ -102,8 +109,8 @@ async def _run(stack_cfg: object, gateways: list[Gateway], marker: str) -> list[
         for protocol, calls in callers.items():
             if protocol not in only:
                 continue
-            # Warm-up of every path, WARM_UP_S each: the JIT of the fresh Kafka broker's produce path
-            # and the first connections would otherwise land in the first gateway phases only.
+            # Warm-up of every path, WARM_UP_S each: the first connections, and what the Kafka warm-up
+            # left of the broker's JIT, would otherwise land in the first gateway phases only.
             await closed_loop(calls["direct"], 4, 100_000, WARM_UP_S)  # type: ignore[arg-type]
             for gateway in gateways:
                 warm = await closed_loop(calls[gateway.name], 4, 100_000, WARM_UP_S)  # type: ignore[arg-type]
