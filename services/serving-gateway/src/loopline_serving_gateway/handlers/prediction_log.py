@@ -5,8 +5,9 @@ no encoding). A background loop turns them into events and sends them in
 batches. The buffer is bounded in events and in tensor bytes (requests and answers):
 when Kafka is down it fills, further predictions are dropped and counted, and the
 loop keeps retrying the batch in hand with the same event ids (consumers drop
-repeats), so it catches up when Kafka returns. At shutdown it flushes within the grace period; what Kafka has
-not acknowledged by then is counted as dropped too (``abandon``).
+repeats), so it catches up when Kafka returns. At shutdown it flushes within the
+grace period; what Kafka has not acknowledged by then is counted as dropped too
+(``abandon``).
 """
 
 from __future__ import annotations
