@@ -11,7 +11,7 @@ from gateway_fakes import FakeTriton, reconciler_world
 
 from loopline_serving_gateway.domain.deployments import Deployment, Split
 from loopline_serving_gateway.domain.routing import Variant
-from loopline_serving_gateway.handlers.reconciler import MARK
+from loopline_serving_gateway.handlers.leftovers import MARK
 
 C = Variant.CHAMPION
 

@@ -32,6 +32,16 @@ class Deployment:
     def versions(self) -> set[int]:
         return {s.version for s in self.splits if s.weight > 0} | set(self.shadow_versions)
 
+    def may_use(self, version: int) -> bool:
+        """Whether a gateway may send requests to ``version`` under this deployment: served,
+        shadowed or its fallback; with no fallback stated (the registry does not say), any version
+        may be some gateway's remembered fallback. A retired deployment uses none."""
+        if self.retired:
+            return False
+        if self.fallback_version is None:
+            return True
+        return version in self.versions() or version == self.fallback_version
+
 
 def route_for(deployment: Deployment, previous: Route | None, fallback_version: int | None) -> Route:
     """The route that serves ``deployment``. Its fallback: the version configured for the model,

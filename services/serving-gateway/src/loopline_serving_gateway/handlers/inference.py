@@ -19,7 +19,7 @@ from loopline_serving_gateway.domain.routing import RoutingTable, Target, Varian
 from loopline_serving_gateway.handlers.prediction_events import Served
 from loopline_serving_gateway.handlers.prediction_log import PredictionLog
 from loopline_serving_gateway.handlers.tracing import RequestTrace, failed
-from loopline_serving_gateway.handlers.validation import answer_bytes, checked
+from loopline_serving_gateway.handlers.validation import checked
 from loopline_serving_gateway.metrics import GatewayMetrics
 from loopline_serving_gateway.settings import GatewaySettings
 
@@ -118,7 +118,7 @@ class Inference:
             traceparent, tracestate = (trace.traceparent, trace.tracestate) if trace is not None else ("", "")
             self._log.record(Served(prediction_id, model, target.version, int(target.variant), target.triton_model,
                                     request, response, latency_us, time.time_ns(), rows, key, traceparent,
-                                    tracestate, reason, data_bytes + answer_bytes(response)))
+                                    tracestate, reason, data_bytes))
             if shadow_source is not None:
                 self._start_shadows(route.shadows, shadow_source, prediction_id, rows, key, traceparent, tracestate,
                                     data_bytes)
@@ -153,4 +153,4 @@ class Inference:
         assert self._log is not None
         self._log.record(Served(prediction_id, shadow.model, shadow.version, int(Variant.SHADOW),
                                 shadow.triton_model, request, response, latency_us, time.time_ns(), rows, key,
-                                traceparent, tracestate, "", data_bytes + answer_bytes(response)))
+                                traceparent, tracestate, "", data_bytes))

@@ -44,8 +44,9 @@ class Served:
     traceparent: str = ""
     tracestate: str = ""
     fallback_reason: str = ""
-    #: Bytes of the request's tensor data (``validation.checked``) and the answer's
-    #: (``validation.answer_bytes``): what the buffer's byte bound counts.
+    #: Tensor bytes the entry holds, what the log's byte bound counts: the request's as handed
+    #: over (``validation.checked``), the answer's added by ``PredictionLog.record``
+    #: (``validation.answer_bytes``).
     data_bytes: int = 0
     #: Tensors logged without their values (``events_of``: an event never passes Kafka's record limit).
     omitted_tensors: int = 0

@@ -24,6 +24,7 @@ from loopline_core.kafka.producer import Outgoing
 from loopline_core.kafka.topics import PREDICTIONS
 
 from loopline_serving_gateway.handlers.prediction_events import Served, events_of
+from loopline_serving_gateway.handlers.validation import answer_bytes
 from loopline_serving_gateway.settings import PredictionLogSettings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class PredictionLog:
         return self._buffered
 
     def record(self, entry: Served) -> None:
+        entry.data_bytes += answer_bytes(entry.response)  # the request's came with it
         if (self._buffered + entry.rows > self._settings.buffer_events
                 or self._buffered_bytes + entry.data_bytes > self._settings.buffer_bytes):
             self.dropped += entry.rows

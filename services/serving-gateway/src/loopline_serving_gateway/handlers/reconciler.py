@@ -19,6 +19,10 @@ behind the gateway's back) is loaded again: checked when a call to it fails
 (``suspect``, at most once a second) and for every routed version at each resync.
 Without this a route kept pointing at a model Triton had lost until its deployment
 changed.
+
+At its first sync a gateway also removes what an earlier process left in the repository
+(``leftovers``); the entries it writes begin with ``leftovers.MARK`` so that they can be told
+from anything else there.
 """
 
 from __future__ import annotations
@@ -39,11 +43,9 @@ from loopline_core.triton.repository import TensorConfig, entry_lock, entry_sha2
 from loopline_serving_gateway.adapters.registry import RegistryPort, VersionInfo
 from loopline_serving_gateway.domain.deployments import Deployment, route_for
 from loopline_serving_gateway.domain.routing import RoutingTable, triton_name
+from loopline_serving_gateway.handlers.leftovers import MARK, collect_leftovers
 
 log = logging.getLogger(__name__)
-#: First line of the config.pbtxt of every entry the reconciler writes (a protobuf text comment): what
-#: lets ``_collect_unreferenced`` tell its own entries from anything else in the repository.
-MARK = "# written by the Loopline serving gateway; removed once its model is no longer deployed\n"
 
 
 class TritonControl(Protocol):
@@ -75,7 +77,7 @@ class Reconciler:
         self._suspects: set[str] = set()
         self._heal_errors: dict[str, str] = {}
         self._suspected = asyncio.Event()
-        self._collected = False  # entries no deployment uses removed (once, at the first sync_all)
+        self._collected = False  # what an earlier process left collected (once, at the first sync_all)
         #: With several worker processes: whether another one still routes to a Triton model or
         #: has requests to it in flight (each applies a deployment change on its own).
         self.peers_busy: Callable[[str], Awaitable[bool]] | None = None
@@ -98,43 +100,8 @@ class Reconciler:
         await self.unload_unreferenced()
         if not self._collected:
             self._collected = True
-            await self._collect_unreferenced(wanted)
-
-    async def _collect_unreferenced(self, deployments: dict[str, Deployment]) -> None:
-        """Once, at start: repository entries no deployment references are unloaded from Triton
-        and removed. Those are the versions of models the registry no longer deploys (removed or
-        retired while no gateway ran), and versions a deployed model no longer serves, shadows
-        or falls back to (left by an earlier process, say one restarted during a promotion). Only
-        this process's own unloading knows of versions it loaded itself, so without this they
-        stayed loaded until Triton restarted. The registry is asked about each model again right
-        before, and the entry's lock taken (one deployed meanwhile is left alone), and a version
-        another worker still routes to is kept. Versions of a deployed model are only collected
-        when the registry states its fallback (older registries do not: another gateway may then
-        fall back to a version it remembers). Names that are not ``<model>.v<version>`` written
-        by a gateway (``MARK``) are never touched."""
-        for entry in sorted(await asyncio.to_thread(_marked_entries, self._repository)):
-            model, _, version = entry.rpartition(".v")
-            if not model or not version.isdigit() or entry in self._table.referenced():
-                continue
-            if model in deployments and _references(deployments[model], int(version)):
-                continue
-            try:
-                deployment = await self._registry.get_deployment(model)
-                if deployment is not None and not deployment.retired and _references(deployment, int(version)):
-                    continue
-                async with entry_lock(self._repository, entry):
-                    if entry in self._table.referenced() or (
-                            self.peers_busy is not None and await self.peers_busy(entry)):
-                        continue
-                    if await self._triton.is_ready(entry, version):
-                        await self._triton.unload(entry)
-                        why = "is not deployed" if deployment is None or deployment.retired else \
-                            f"r{deployment.revision} does not use v{version}"
-                        log.info("unloaded %s: %s %s (left from before this gateway started)", entry, model, why)
-                    self._loaded.discard(entry)
-                    await asyncio.to_thread(shutil.rmtree, self._repository / entry, True)
-            except LooplineError as exc:
-                log.warning("could not remove %s, which no deployment uses: %s", entry, exc)
+            await collect_leftovers(self._repository, self._registry, self._triton, self._table, wanted,
+                                    peers_busy=self.peers_busy, forget=self._loaded.discard)
 
     async def sync_model(self, model: str) -> None:
         """Re-read one model's deployment (on DeploymentChanged, promotion, roll-back)."""
@@ -277,26 +244,3 @@ class Reconciler:
                 await self.sync_all()
             except LooplineError as exc:
                 log.warning("periodic resync failed: %s", exc)
-
-
-def _references(deployment: Deployment, version: int) -> bool:
-    """Whether ``deployment`` may send requests to ``version``: served, shadowed or its fallback;
-    with no fallback stated (an older registry), any version may be some gateway's fallback."""
-    if deployment.retired:
-        return False
-    if deployment.fallback_version is None:
-        return True
-    return version in deployment.versions() or version == deployment.fallback_version
-
-
-def _marked_entries(repository: Path) -> list[str]:
-    """The model folders of the repository that a gateway wrote (their config.pbtxt begins with ``MARK``)."""
-    found = []
-    for path in repository.iterdir() if repository.is_dir() else ():
-        try:
-            with (path / "config.pbtxt").open() as config:
-                if config.readline() == MARK:
-                    found.append(path.name)
-        except (OSError, UnicodeDecodeError):  # not a model folder, or not ours
-            continue
-    return found
